@@ -1,0 +1,260 @@
+//! Outbound requests to backend buckets: path-style URLs, forwarded headers and SigV4 signatures.
+
+use crate::config::Config;
+use crate::route::header;
+use crate::sigv4::{self, SignRequest};
+
+/// `x-amz-content-sha256` value for a body that is streamed without hashing.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// SHA-256 of the empty string, for requests without a body.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// A request ready to send: everything but the body, which the adapter streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendRequest {
+    pub method: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`, the request's authority (the Host header the transport sets).
+    pub authority: String,
+    /// Path and query, percent-encoded exactly as signed.
+    pub path_and_query: String,
+    /// Headers to send, without `host` (wasi-http sets it from the authority).
+    pub headers: Vec<(String, String)>,
+}
+
+impl BackendRequest {
+    /// The full URL, for logs and for HTTP clients that want one.
+    pub fn url(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.authority, self.path_and_query)
+    }
+}
+
+/// Request headers a client may send that the backend must see unchanged.
+const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "content-md5",
+    "content-type",
+    "expires",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+    "x-amz-checksum-algorithm",
+    "x-amz-checksum-crc32",
+    "x-amz-checksum-crc32c",
+    "x-amz-checksum-crc64nvme",
+    "x-amz-checksum-sha1",
+    "x-amz-checksum-sha256",
+    "x-amz-copy-source-if-match",
+    "x-amz-copy-source-if-modified-since",
+    "x-amz-copy-source-if-none-match",
+    "x-amz-copy-source-if-unmodified-since",
+    "x-amz-copy-source-range",
+    "x-amz-metadata-directive",
+    "x-amz-mp-object-size",
+    "x-amz-sdk-checksum-algorithm",
+    "x-amz-server-side-encryption",
+    "x-amz-storage-class",
+    "x-amz-tagging",
+    "x-amz-tagging-directive",
+    "x-amz-website-redirect-location",
+];
+
+/// Response headers a backend sends that the client must see unchanged.
+const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
+    "accept-ranges",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-range",
+    "content-type",
+    "etag",
+    "expires",
+    "last-modified",
+    "x-amz-checksum-crc32",
+    "x-amz-checksum-crc32c",
+    "x-amz-checksum-crc64nvme",
+    "x-amz-checksum-sha1",
+    "x-amz-checksum-sha256",
+    "x-amz-checksum-type",
+    "x-amz-delete-marker",
+    "x-amz-missing-meta",
+    "x-amz-mp-parts-count",
+    "x-amz-server-side-encryption",
+    "x-amz-storage-class",
+    "x-amz-tagging-count",
+    "x-amz-version-id",
+    "x-amz-website-redirect-location",
+];
+
+fn is_user_metadata(name: &str) -> bool {
+    name.len() > 11 && name[..11].eq_ignore_ascii_case("x-amz-meta-")
+}
+
+/// The client's request headers the backend should receive, names lowercased.
+/// `Content-Encoding: aws-chunked` is dropped (the proxy decodes the framing).
+pub fn forward_request_headers(client: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, value) in client {
+        let lower = name.to_ascii_lowercase();
+        if !(FORWARDED_REQUEST_HEADERS.contains(&lower.as_str()) || is_user_metadata(&lower)) {
+            continue;
+        }
+        if lower == "content-encoding" {
+            let rest: Vec<&str> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("aws-chunked"))
+                .collect();
+            if !rest.is_empty() {
+                out.push((lower, rest.join(",")));
+            }
+            continue;
+        }
+        out.push((lower, value.clone()));
+    }
+    out
+}
+
+/// The backend's response headers the client should receive, names lowercased.
+pub fn forward_response_headers(backend: &[(String, String)]) -> Vec<(String, String)> {
+    backend
+        .iter()
+        .filter(|(n, _)| {
+            let lower = n.to_ascii_lowercase();
+            FORWARDED_RESPONSE_HEADERS.contains(&lower.as_str()) || is_user_metadata(&lower)
+        })
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .collect()
+}
+
+/// Build and sign a request for `bucket` (and `key`, for object operations) on the configured endpoint.
+///
+/// `query` is decoded; it is encoded canonically so the URL sent is the URL signed. `payload_hash`
+/// is the `x-amz-content-sha256` value: [`UNSIGNED_PAYLOAD`] for streamed bodies, or a real hash.
+pub fn request(
+    cfg: &Config,
+    method: &str,
+    bucket: &str,
+    key: Option<&str>,
+    query: &[(String, String)],
+    mut headers: Vec<(String, String)>,
+    payload_hash: &str,
+    now_unix: u64,
+) -> BackendRequest {
+    let mut path = format!("/{}", sigv4::uri_encode(bucket, true));
+    if let Some(key) = key {
+        path.push('/');
+        path.push_str(&sigv4::uri_encode(key, false));
+    }
+    let query_string = sigv4::canonical_query_string(query);
+    let path_and_query =
+        if query_string.is_empty() { path.clone() } else { format!("{path}?{query_string}") };
+
+    let authority = cfg.endpoint.host.clone();
+    let amz_date = sigv4::amz_date(now_unix);
+    headers.retain(|(n, _)| {
+        !matches!(n.as_str(), "host" | "x-amz-date" | "x-amz-content-sha256" | "authorization")
+    });
+    headers.push(("x-amz-date".into(), amz_date.clone()));
+    headers.push(("x-amz-content-sha256".into(), payload_hash.into()));
+
+    if cfg.has_backend_credentials() {
+        let mut signed = headers.clone();
+        signed.push(("host".into(), authority.clone()));
+        let authorization = sigv4::sign_headers(&SignRequest {
+            method,
+            canonical_uri: &path,
+            query,
+            headers: &signed,
+            payload_hash,
+            access_key_id: &cfg.access_key_id,
+            secret_access_key: &cfg.secret_access_key,
+            region: &cfg.region,
+            service: "s3",
+            amz_date: &amz_date,
+        });
+        headers.push(("authorization".into(), authorization));
+    }
+    BackendRequest {
+        method: method.to_string(),
+        scheme: cfg.endpoint.scheme.as_str().to_string(),
+        authority,
+        path_and_query,
+        headers,
+    }
+}
+
+/// The value a client's `x-amz-content-sha256` lets the proxy reuse: a real hex SHA-256 (the backend
+/// then verifies the body too), else UNSIGNED-PAYLOAD.
+pub fn reusable_payload_hash(client_headers: &[(String, String)]) -> &str {
+    match header(client_headers, "x-amz-content-sha256") {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => h,
+        _ => UNSIGNED_PAYLOAD,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(with_keys: bool) -> Config {
+        Config::from_lookup(|name| match name {
+            "buckets" => Some("shard1,shard2".into()),
+            "endpoint" => Some("http://127.0.0.1:9000".into()),
+            "access_key_id" if with_keys => Some("AKID".into()),
+            "secret_access_key" if with_keys => Some("SECRET".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn path_style_url_encodes_awkward_keys() {
+        let r = request(&cfg(true), "GET", "shard1", Some("a b/+%/€=~//x"), &[], vec![], EMPTY_SHA256, 0);
+        assert_eq!(r.url(), "http://127.0.0.1:9000/shard1/a%20b/%2B%25/%E2%82%AC%3D~//x");
+    }
+
+    #[test]
+    fn query_is_sent_in_canonical_order() {
+        let q = vec![("prefix".to_string(), "a b".to_string()), ("list-type".to_string(), "2".to_string())];
+        let r = request(&cfg(true), "GET", "shard1", None, &q, vec![], EMPTY_SHA256, 0);
+        assert_eq!(r.path_and_query, "/shard1?list-type=2&prefix=a%20b");
+    }
+
+    #[test]
+    fn signs_only_with_credentials() {
+        let signed = request(&cfg(true), "GET", "shard1", Some("k"), &[], vec![], EMPTY_SHA256, 0);
+        let auth = header(&signed.headers, "authorization").unwrap();
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/19700101/us-east-1/s3/aws4_request"));
+        assert!(!auth.contains("SECRET"));
+        let anonymous = request(&cfg(false), "GET", "shard1", Some("k"), &[], vec![], EMPTY_SHA256, 0);
+        assert!(header(&anonymous.headers, "authorization").is_none());
+    }
+
+    #[test]
+    fn forwards_object_headers_and_drops_chunk_encoding() {
+        let client = vec![
+            ("Content-Type".to_string(), "text/plain".to_string()),
+            ("X-Amz-Meta-Owner".to_string(), "me".to_string()),
+            ("Content-Encoding".to_string(), "aws-chunked,gzip".to_string()),
+            ("Authorization".to_string(), "AWS4-HMAC-SHA256 ...".to_string()),
+            ("x-amz-decoded-content-length".to_string(), "5".to_string()),
+        ];
+        assert_eq!(
+            forward_request_headers(&client),
+            vec![
+                ("content-type".to_string(), "text/plain".to_string()),
+                ("x-amz-meta-owner".to_string(), "me".to_string()),
+                ("content-encoding".to_string(), "gzip".to_string()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,534 @@
+//! Proxy configuration read from Spin variables and validated, with errors that say what to fix.
+//!
+//! Variables: `buckets` (required), `endpoint` (required), `use_ssl`, `region`, `access_key_id`,
+//! `secret_access_key` and `virtual_bucket`. Values are trimmed; an empty value counts as unset.
+//! The virtual bucket may share a name with a backend bucket: clients only ever see the virtual one.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::error::S3Error;
+
+/// Default for `region`.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Default for `virtual_bucket`.
+pub const DEFAULT_VIRTUAL_BUCKET: &str = "proxy-bucket";
+
+/// Validated proxy configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Backend buckets in configuration order (the ring depends on this order).
+    pub buckets: Vec<String>,
+    /// Backend S3 endpoint.
+    pub endpoint: Endpoint,
+    /// Signing region for backend requests.
+    pub region: String,
+    /// Backend access key id; empty when unset.
+    pub access_key_id: String,
+    /// Backend secret key; empty when unset. Never printed by `Debug`.
+    pub secret_access_key: String,
+    /// The single bucket name clients address.
+    pub virtual_bucket: String,
+}
+
+/// URL scheme of the backend endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// Backend endpoint: scheme plus `host` or `host:port` exactly as sent in the Host header (lowercase,
+/// default port omitted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub scheme: Scheme,
+    pub host: String,
+}
+
+impl Endpoint {
+    /// `scheme://host[:port]`, e.g. `http://127.0.0.1:9000`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme.as_str(), self.host)
+    }
+}
+
+/// A configuration problem: which Spin variable is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError { variable, message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid Spin variable '{}': {}", self.variable, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for S3Error {
+    fn from(e: ConfigError) -> S3Error {
+        S3Error::internal(format!("proxy misconfigured: {e}"))
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = if self.secret_access_key.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("Config")
+            .field("buckets", &self.buckets)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &secret)
+            .field("virtual_bucket", &self.virtual_bucket)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration; `get` returns a Spin variable's value (`None` = unset).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let value = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let buckets = parse_buckets(value("buckets"))?;
+        let use_ssl = parse_bool("use_ssl", value("use_ssl"))?;
+        let endpoint = parse_endpoint(value("endpoint"), use_ssl)?;
+        let region = value("region").unwrap_or_else(|| DEFAULT_REGION.to_string());
+        let access_key_id = value("access_key_id").unwrap_or_default();
+        let secret_access_key = value("secret_access_key").unwrap_or_default();
+        if access_key_id.is_empty() != secret_access_key.is_empty() {
+            let (set, unset) = if access_key_id.is_empty() {
+                ("secret_access_key", "access_key_id")
+            } else {
+                ("access_key_id", "secret_access_key")
+            };
+            return Err(ConfigError::new(
+                unset,
+                format!("not set while '{set}' is; set both backend credentials or neither"),
+            ));
+        }
+        let virtual_bucket = value("virtual_bucket").unwrap_or_else(|| DEFAULT_VIRTUAL_BUCKET.to_string());
+        validate_bucket_name(&virtual_bucket).map_err(|why| {
+            ConfigError::new(
+                "virtual_bucket",
+                format!("{virtual_bucket:?} is not a valid S3 bucket name: {why}; choose another name"),
+            )
+        })?;
+
+        Ok(Config { buckets, endpoint, region, access_key_id, secret_access_key, virtual_bucket })
+    }
+
+    /// Whether backend requests are signed (both credentials set).
+    pub fn has_backend_credentials(&self) -> bool {
+        !self.access_key_id.is_empty() && !self.secret_access_key.is_empty()
+    }
+}
+
+/// Checks the S3 bucket naming rules; the error says which rule is broken.
+pub fn validate_bucket_name(name: &str) -> Result<(), String> {
+    if !(3..=63).contains(&name.len()) {
+        return Err("it must be 3 to 63 characters long".into());
+    }
+    if let Some(c) = name.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '.' | '-')) {
+        return Err(format!("{c:?} is not allowed; use lowercase letters, digits, '.' and '-'"));
+    }
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !alnum(name.as_bytes()[0]) || !alnum(name.as_bytes()[name.len() - 1]) {
+        return Err("it must start and end with a lowercase letter or digit".into());
+    }
+    if name.contains("..") {
+        return Err("it must not contain two adjacent periods".into());
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() == 4 && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit())) {
+        return Err("it must not be formatted as an IP address".into());
+    }
+    Ok(())
+}
+
+fn parse_buckets(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    const VAR: &str = "buckets";
+    let Some(value) = value else {
+        return Err(ConfigError::new(
+            VAR,
+            "not set; set it to the backend bucket names, comma-separated (\"shard1,shard2\") or as a JSON array",
+        ));
+    };
+    let buckets: Vec<String> = if value.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(&value)
+            .map_err(|e| ConfigError::new(VAR, format!("not a JSON array of strings ({e}); write e.g. [\"shard1\",\"shard2\"]")))?
+            .into_iter()
+            .map(|b| b.trim().to_string())
+            .collect()
+    } else {
+        value.split(',').map(|b| b.trim().to_string()).collect()
+    };
+    if buckets.is_empty() {
+        return Err(ConfigError::new(VAR, "the bucket list is empty; list at least one backend bucket"));
+    }
+    let mut seen = HashSet::new();
+    for (i, bucket) in buckets.iter().enumerate() {
+        if bucket.is_empty() {
+            return Err(ConfigError::new(
+                VAR,
+                format!("bucket #{} is empty; remove the extra comma or fill in the name", i + 1),
+            ));
+        }
+        validate_bucket_name(bucket).map_err(|why| {
+            ConfigError::new(VAR, format!("{bucket:?} is not a valid S3 bucket name: {why}; fix the name"))
+        })?;
+        if !seen.insert(bucket.as_str()) {
+            return Err(ConfigError::new(
+                VAR,
+                format!("duplicate bucket name {bucket:?}; list each backend bucket once"),
+            ));
+        }
+    }
+    Ok(buckets)
+}
+
+fn parse_bool(variable: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
+    let Some(value) = value else { return Ok(false) };
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::new(
+            variable,
+            format!("{value:?} is not a boolean; use true/false, 1/0 or yes/no"),
+        )),
+    }
+}
+
+/// Parses `http://host[:port]`, `https://host[:port]` or a bare `host[:port]` (scheme from `use_ssl`).
+/// Error messages never echo the whole value, which could hold credentials in a userinfo part.
+fn parse_endpoint(value: Option<String>, use_ssl: bool) -> Result<Endpoint, ConfigError> {
+    const VAR: &str = "endpoint";
+    const FORM: &str = "use http://host[:port], https://host[:port] or host[:port]";
+    let err = |what: String| ConfigError::new(VAR, format!("{what}; {FORM}"));
+    let Some(value) = value else {
+        return Err(ConfigError::new(VAR, "not set; set it to the backend S3 URL, e.g. http://127.0.0.1:9000"));
+    };
+
+    let (scheme, rest) = match value.split_once("://") {
+        Some((s, rest)) => match s.to_ascii_lowercase().as_str() {
+            "http" => (Scheme::Http, rest),
+            "https" => (Scheme::Https, rest),
+            _ => return Err(err(format!("unsupported URL scheme {s:?}"))),
+        },
+        None if use_ssl => (Scheme::Https, value.as_str()),
+        None => (Scheme::Http, value.as_str()),
+    };
+    if rest.contains('@') {
+        return Err(err("credentials in the URL are not allowed (set access_key_id/secret_access_key)".into()));
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return Err(err("a query or fragment is not allowed".into()));
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains('/') {
+        return Err(err("a path is not allowed (the proxy addresses buckets itself)".into()));
+    }
+
+    let (host, port) = split_host_port(authority).map_err(err)?;
+    let host = host.to_ascii_lowercase();
+    let host = match port {
+        Some(p) if p != scheme.default_port() => format!("{host}:{p}"),
+        _ => host,
+    };
+    Ok(Endpoint { scheme, host })
+}
+
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port` and checks both parts.
+fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority.find(']').ok_or("unclosed '[' in an IPv6 address")?;
+        let (host, after) = authority.split_at(end + 1);
+        let inner = &host[1..host.len() - 1];
+        if inner.is_empty() || !inner.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+            return Err("invalid IPv6 address".into());
+        }
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Err("unexpected text after the IPv6 address".into()),
+            },
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the host is empty".into());
+    }
+    if !host.starts_with('[') {
+        if let Some(c) = host.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))) {
+            return Err(format!("{c:?} is not allowed in a host name"));
+        }
+    }
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+            _ => return Err(format!("invalid port {p:?} (must be 1-65535)")),
+        },
+    };
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        })
+    }
+
+    fn with_base(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut vars = vec![("buckets", "shard1,shard2"), ("endpoint", "http://127.0.0.1:9000")];
+        for (k, v) in extra {
+            vars.retain(|(name, _)| name != k);
+            vars.push((k, v));
+        }
+        vars
+    }
+
+    fn ok(extra: &[(&'static str, &'static str)]) -> Config {
+        load(&with_base(extra)).unwrap()
+    }
+
+    /// Loads with `extra` overrides, expects an error naming `variable`, returns its message.
+    fn fails(extra: &[(&'static str, &'static str)], variable: &str) -> String {
+        let e = load(&with_base(extra)).unwrap_err();
+        assert_eq!(e.variable, variable, "{e}");
+        let shown = e.to_string();
+        assert!(shown.starts_with(&format!("invalid Spin variable '{variable}': ")), "{shown}");
+        e.message
+    }
+
+    fn endpoint(value: &'static str, use_ssl: &'static str) -> Endpoint {
+        ok(&[("endpoint", value), ("use_ssl", use_ssl)]).endpoint
+    }
+
+    #[test]
+    fn minimal_config_uses_defaults() {
+        let c = ok(&[]);
+        assert_eq!(c.buckets, ["shard1", "shard2"]);
+        assert_eq!(c.endpoint, Endpoint { scheme: Scheme::Http, host: "127.0.0.1:9000".into() });
+        assert_eq!(c.endpoint.base_url(), "http://127.0.0.1:9000");
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.access_key_id, "");
+        assert_eq!(c.secret_access_key, "");
+        assert_eq!(c.virtual_bucket, "proxy-bucket");
+        assert!(!c.has_backend_credentials());
+    }
+
+    #[test]
+    fn all_variables_set() {
+        let c = ok(&[
+            ("region", "eu-west-1"),
+            ("access_key_id", "AKID"),
+            ("secret_access_key", "s3cr3t"),
+            ("virtual_bucket", "tempo"),
+        ]);
+        assert_eq!(c.region, "eu-west-1");
+        assert_eq!(c.access_key_id, "AKID");
+        assert_eq!(c.secret_access_key, "s3cr3t");
+        assert_eq!(c.virtual_bucket, "tempo");
+        assert!(c.has_backend_credentials());
+    }
+
+    #[test]
+    fn empty_optional_values_count_as_unset() {
+        let c = ok(&[("region", ""), ("virtual_bucket", "  "), ("use_ssl", ""), ("access_key_id", "")]);
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.virtual_bucket, "proxy-bucket");
+        assert_eq!(c.endpoint.scheme, Scheme::Http);
+    }
+
+    #[test]
+    fn bucket_list_forms() {
+        assert_eq!(ok(&[("buckets", "a1b, c2d ,e3f")]).buckets, ["a1b", "c2d", "e3f"]);
+        assert_eq!(ok(&[("buckets", "only-one")]).buckets, ["only-one"]);
+        assert_eq!(ok(&[("buckets", r#"["a1b", "c2d"]"#)]).buckets, ["a1b", "c2d"]);
+        assert_eq!(ok(&[("buckets", r#" [ "x.y-z" ] "#)]).buckets, ["x.y-z"]);
+    }
+
+    #[test]
+    fn bucket_list_errors() {
+        assert!(fails(&[("buckets", "")], "buckets").contains("not set"));
+        let vars = [("endpoint", "http://h")];
+        assert_eq!(load(&vars).unwrap_err().variable, "buckets");
+        assert!(fails(&[("buckets", "[]")], "buckets").contains("empty"));
+        assert!(fails(&[("buckets", "a1b,,c2d")], "buckets").contains("#2 is empty"));
+        assert!(fails(&[("buckets", "a1b,")], "buckets").contains("#2 is empty"));
+        assert!(fails(&[("buckets", r#"["a1b", 3]"#)], "buckets").contains("JSON array"));
+        assert!(fails(&[("buckets", r#"["a1b""#)], "buckets").contains("JSON array"));
+        assert_eq!(
+            load(&with_base(&[("buckets", "abc,def,abc")])).unwrap_err().to_string(),
+            "invalid Spin variable 'buckets': duplicate bucket name \"abc\"; list each backend bucket once"
+        );
+        let long = "a".repeat(64);
+        for bad in ["ab", "Shard1", "shard_1", "-abc", "abc-", ".abc", "a..b", "192.168.5.4", &long] {
+            let list = format!("good-one,{bad}");
+            let e = load(&[("buckets", &list), ("endpoint", "h")]).unwrap_err();
+            assert_eq!(e.variable, "buckets", "{bad}");
+            assert!(e.message.contains("not a valid S3 bucket name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn bucket_name_rules() {
+        for good in ["abc", "a.b-c", "shard10", "192.168.5", "1.2.3.4.5", "1.2.3.a", &"a".repeat(63)] {
+            assert_eq!(validate_bucket_name(good), Ok(()), "{good}");
+        }
+        for bad in ["", "ab", "ABC", "a b", "ab_c", "-ab", "ab-", "ab.", "a..b", "10.0.0.1", &"a".repeat(64)] {
+            assert!(validate_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoint_forms() {
+        let http = |host: &str| Endpoint { scheme: Scheme::Http, host: host.into() };
+        let https = |host: &str| Endpoint { scheme: Scheme::Https, host: host.into() };
+        assert_eq!(endpoint("http://127.0.0.1:9000", ""), http("127.0.0.1:9000"));
+        assert_eq!(endpoint("http://127.0.0.1:9000/", ""), http("127.0.0.1:9000"));
+        assert_eq!(endpoint("https://s3.amazonaws.com", ""), https("s3.amazonaws.com"));
+        assert_eq!(endpoint("HTTPS://S3.Example.com:8443/", ""), https("s3.example.com:8443"));
+        // The scheme decides TLS, whatever use_ssl says; default ports are omitted.
+        assert_eq!(endpoint("http://minio:80", "true"), http("minio"));
+        assert_eq!(endpoint("https://minio:443", "false"), https("minio"));
+        assert_eq!(endpoint("https://minio:80", ""), https("minio:80"));
+        // Bare hosts take the scheme from use_ssl.
+        assert_eq!(endpoint("minio:9000", ""), http("minio:9000"));
+        assert_eq!(endpoint("minio:9000", "yes"), https("minio:9000"));
+        assert_eq!(endpoint("minio", "1"), https("minio"));
+        assert_eq!(endpoint("minio:443", "TRUE"), https("minio"));
+        assert_eq!(endpoint("minio", "No"), http("minio"));
+        assert_eq!(endpoint("minio", "0"), http("minio"));
+        assert_eq!(endpoint("minio", "false"), http("minio"));
+        assert_eq!(endpoint("my_host.local", ""), http("my_host.local"));
+        assert_eq!(endpoint("http://[::1]:9000", ""), http("[::1]:9000"));
+        assert_eq!(endpoint("[::1]", ""), http("[::1]"));
+        assert_eq!(endpoint("https://[::1]", "").base_url(), "https://[::1]");
+        assert_eq!(endpoint("  http://h:9000  ", "").base_url(), "http://h:9000");
+    }
+
+    #[test]
+    fn endpoint_errors() {
+        assert!(fails(&[("endpoint", "")], "endpoint").contains("not set"));
+        assert_eq!(load(&[("buckets", "abc")]).unwrap_err().variable, "endpoint");
+        let cases = [
+            ("ftp://host", "scheme"),
+            ("s3://bucket", "scheme"),
+            ("://host", "scheme"),
+            ("http://user:pass@host", "credentials"),
+            ("http://host/path", "path"),
+            ("http://host//", "path"),
+            ("host/bucket", "path"),
+            ("http://host?x=1", "query"),
+            ("http://host#frag", "query"),
+            ("http://", "host is empty"),
+            ("http:///", "host is empty"),
+            (":9000", "host is empty"),
+            ("http://host:", "port"),
+            ("http://host:0", "port"),
+            ("http://host:65536", "port"),
+            ("http://host:+80", "port"),
+            ("http://host:abc", "port"),
+            ("http://host:90:00", "port"),
+            ("http://ho st", "not allowed"),
+            ("http://[::1", "IPv6"),
+            ("http://[]", "IPv6"),
+            ("http://[zz]", "IPv6"),
+            ("http://[::1]x", "after the IPv6"),
+        ];
+        for (value, want) in cases {
+            let e = load(&with_base(&[("endpoint", value)])).unwrap_err();
+            assert_eq!(e.variable, "endpoint", "{value}");
+            assert!(e.message.contains(want), "{value}: {e}");
+            assert!(e.message.contains("host[:port]"), "{value}: {e}");
+        }
+        // The userinfo part is never echoed back.
+        let msg = fails(&[("endpoint", "http://user:hunter2@host")], "endpoint");
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn use_ssl_errors() {
+        for bad in ["maybe", "2", "on", "truee"] {
+            let msg = fails(&[("use_ssl", bad)], "use_ssl");
+            assert!(msg.contains("true/false"), "{msg}");
+        }
+        // Invalid even when the URL scheme would decide TLS anyway.
+        fails(&[("endpoint", "https://h"), ("use_ssl", "maybe")], "use_ssl");
+    }
+
+    #[test]
+    fn virtual_bucket_rules() {
+        for bad in ["PROXY", "ab", "a_b", "1.2.3.4"] {
+            let msg = fails(&[("virtual_bucket", bad)], "virtual_bucket");
+            assert!(msg.contains("not a valid S3 bucket name"), "{msg}");
+        }
+        // Equal to a backend bucket is allowed.
+        assert_eq!(ok(&[("virtual_bucket", "shard1")]).virtual_bucket, "shard1");
+    }
+
+    #[test]
+    fn half_set_credentials_are_rejected() {
+        assert!(fails(&[("access_key_id", "AKID")], "secret_access_key").contains("'access_key_id'"));
+        let msg = fails(&[("secret_access_key", "s3cr3t")], "access_key_id");
+        assert!(!msg.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let c = ok(&[("access_key_id", "AKID"), ("secret_access_key", "s3cr3t")]);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("AKID"), "{shown}");
+    }
+
+    #[test]
+    fn converts_to_internal_s3_error() {
+        let e = load(&with_base(&[("buckets", "abc,abc"), ("secret_access_key", "s3cr3t")])).unwrap_err();
+        let s3: S3Error = e.into();
+        assert_eq!(s3.code, ErrorCode::InternalError);
+        assert_eq!(s3.status(), 500);
+        assert_eq!(
+            s3.message,
+            "proxy misconfigured: invalid Spin variable 'buckets': duplicate bucket name \"abc\"; list each backend bucket once"
+        );
+        assert!(!s3.message.contains("s3cr3t"));
+    }
+}

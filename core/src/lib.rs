@@ -1,0 +1,18 @@
+//! Sans-IO core of tempo-s3-shard: everything the proxy decides, as plain functions over bytes and strings.
+//!
+//! No Spin, WASI or network types appear here; the Spin adapter (`src/lib.rs`) and the native host call
+//! into these modules and do the I/O.
+
+pub mod backend;
+pub mod checksum;
+pub mod chunked;
+pub mod config;
+pub mod error;
+pub mod listing;
+// pub mod proxy; (enabled once chunked lands)
+pub mod ring;
+pub mod route;
+pub mod sigv4;
+pub mod xml;
+
+pub use error::{ErrorCode, S3Error, S3Result};

@@ -1,0 +1,368 @@
+//! What the proxy does with each request: answer it locally, forward it to the owning shard, or fan out.
+
+use crate::backend::{self, BackendRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::chunked::ChunkedDecoder;
+use crate::config::Config;
+use crate::error::{ErrorCode, S3Error, S3Result};
+use crate::listing::{ListRequest, Merger};
+use crate::ring::Ring;
+use crate::route::{self, header, Operation, RequestParts, Route};
+use crate::sigv4::{self, PayloadMode};
+use crate::xml;
+
+/// The largest object a single PUT may carry, as on S3.
+pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Request bodies up to this size are held in memory so a write can be retried transparently
+/// after the proxy created a missing backend bucket; larger bodies stream and are never buffered.
+pub const RETRY_BUFFER_LIMIT: usize = 1024 * 1024;
+/// How much of a backend error body the proxy reads to learn the S3 error code.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A response the proxy produces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn xml(status: u16, body: String) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/xml".into())],
+            body: body.into_bytes(),
+        }
+    }
+
+    pub fn empty(status: u16) -> Reply {
+        Reply { status, headers: vec![], body: vec![] }
+    }
+
+    /// The S3 XML error document for `err`. HEAD responses carry no body, so the adapter drops it.
+    pub fn error(err: &S3Error, request_id: &str) -> Reply {
+        Reply::xml(err.status(), xml::error(err, request_id))
+    }
+}
+
+/// How the client's request body reaches the backend.
+#[derive(Debug)]
+pub enum Body {
+    /// No body is sent.
+    Empty,
+    /// The body streams through unchanged; `length` bytes (the backend gets this Content-Length).
+    Stream { length: u64 },
+    /// The client sent `aws-chunked` framing: decode it (verifying chunk signatures and trailing
+    /// checksums) and send the backend the `length` decoded bytes.
+    AwsChunked { decoder: Box<ChunkedDecoder>, length: u64 },
+}
+
+impl Body {
+    /// The Content-Length the backend receives.
+    pub fn length(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Stream { length } | Body::AwsChunked { length, .. } => *length,
+        }
+    }
+}
+
+/// One call to the shard that owns a key.
+#[derive(Debug)]
+pub struct Forward {
+    pub op: Operation,
+    /// Index of the owning bucket in the configured list.
+    pub shard: usize,
+    pub request: BackendRequest,
+    pub body: Body,
+}
+
+/// The proxy's decision for one request.
+#[derive(Debug)]
+pub enum Plan {
+    Reply(Reply),
+    Forward(Forward),
+    List(Box<Merger>),
+}
+
+/// Everything a request is decided against: configuration, the ring and the clock.
+pub struct Proxy {
+    pub cfg: Config,
+    pub ring: Ring,
+}
+
+impl Proxy {
+    pub fn new(cfg: Config) -> Proxy {
+        let ring = Ring::new(&cfg.buckets);
+        Proxy { cfg, ring }
+    }
+
+    /// Decide what to do with a request whose authentication produced `payload`.
+    pub fn plan(&self, parts: &RequestParts, payload: PayloadMode, now_unix: u64) -> S3Result<Plan> {
+        let route = route::parse(parts, &self.cfg.virtual_bucket)?;
+        let vb = &self.cfg.virtual_bucket;
+        match &route.op {
+            Operation::ListBuckets => Ok(Plan::Reply(Reply::xml(
+                200,
+                xml::list_all_my_buckets(vb, "2024-01-01T00:00:00.000Z", "tempo-s3-shard"),
+            ))),
+            Operation::HeadBucket => Ok(Plan::Reply(Reply {
+                status: 200,
+                headers: vec![("x-amz-bucket-region".into(), self.cfg.region.clone())],
+                body: vec![],
+            })),
+            Operation::GetBucketLocation => {
+                Ok(Plan::Reply(Reply::xml(200, xml::location_constraint(&self.cfg.region))))
+            }
+            Operation::ListObjects { .. } => {
+                let req = ListRequest::from_query(&route.query)?;
+                let merger = Merger::new(req, self.cfg.buckets.len(), &self.token_key())?;
+                Ok(Plan::List(Box::new(merger)))
+            }
+            Operation::ListMultipartUploads | Operation::DeleteObjects => {
+                Err(S3Error::not_implemented(route.op.name()))
+            }
+            Operation::CopyObject { .. } | Operation::UploadPartCopy { .. } => {
+                Err(S3Error::not_implemented(route.op.name()))
+            }
+            _ => self.forward(parts, route, payload, now_unix).map(Plan::Forward),
+        }
+    }
+
+    /// The key that authenticates our continuation tokens: derived from configuration clients
+    /// never see, so a token from elsewhere (or edited) fails verification.
+    pub fn token_key(&self) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"tempo-s3-shard list token v1\0");
+        h.update(self.cfg.secret_access_key.as_bytes());
+        h.update(b"\0");
+        h.update(self.cfg.buckets.join("\n").as_bytes());
+        h.finalize().to_vec()
+    }
+
+    fn forward(
+        &self,
+        parts: &RequestParts,
+        route: Route,
+        payload: PayloadMode,
+        now_unix: u64,
+    ) -> S3Result<Forward> {
+        let key = route.op.key().unwrap_or_default().to_string();
+        let shard = self.ring.owner_index(&key);
+        let bucket = &self.cfg.buckets[shard];
+        let body = request_body(&route.op, parts, payload)?;
+        let payload_hash = match &body {
+            Body::Empty => EMPTY_SHA256,
+            Body::AwsChunked { .. } => UNSIGNED_PAYLOAD,
+            Body::Stream { .. } => backend::reusable_payload_hash(&parts.headers),
+        };
+        let mut headers = backend::forward_request_headers(&parts.headers);
+        if !matches!(body, Body::Empty) {
+            headers.push(("content-length".into(), body.length().to_string()));
+        }
+        let method = parts.method.as_str();
+        let request = backend::request(
+            &self.cfg,
+            method,
+            bucket,
+            Some(&key),
+            &route.query,
+            headers,
+            payload_hash,
+            now_unix,
+        );
+        Ok(Forward { op: route.op, shard, request, body })
+    }
+
+    /// The request that creates a missing backend bucket.
+    pub fn create_bucket_request(&self, shard: usize, now_unix: u64) -> BackendRequest {
+        let mut headers = vec![];
+        let body = if self.cfg.region == "us-east-1" {
+            String::new()
+        } else {
+            xml::create_bucket_configuration(&self.cfg.region)
+        };
+        if !body.is_empty() {
+            headers.push(("content-length".into(), body.len().to_string()));
+        }
+        let hash = sigv4::sha256_hex(body.as_bytes());
+        backend::request(&self.cfg, "PUT", &self.cfg.buckets[shard], None, &[], headers, &hash, now_unix)
+    }
+
+    /// The body of [`Proxy::create_bucket_request`].
+    pub fn create_bucket_body(&self) -> Vec<u8> {
+        if self.cfg.region == "us-east-1" {
+            vec![]
+        } else {
+            xml::create_bucket_configuration(&self.cfg.region).into_bytes()
+        }
+    }
+}
+
+/// Work out how the request body reaches the backend, enforcing S3's limits on the way in.
+fn request_body(op: &Operation, parts: &RequestParts, payload: PayloadMode) -> S3Result<Body> {
+    let content_length = match header(&parts.headers, "content-length") {
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            S3Error::invalid_argument(format!("invalid Content-Length header: {v:?}"))
+        })?),
+        None => None,
+    };
+    let takes_body = matches!(
+        op,
+        Operation::PutObject { .. }
+            | Operation::UploadPart { .. }
+            | Operation::PutObjectTagging { .. }
+            | Operation::CompleteMultipartUpload { .. }
+    );
+    if !takes_body {
+        return Ok(Body::Empty);
+    }
+    let streaming = match &payload {
+        PayloadMode::StreamingSigned(_)
+        | PayloadMode::StreamingSignedTrailer(_)
+        | PayloadMode::StreamingUnsignedTrailer => true,
+        _ => header(&parts.headers, "content-encoding")
+            .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("aws-chunked"))),
+    };
+    let length = if streaming {
+        let decoded = header(&parts.headers, "x-amz-decoded-content-length").ok_or_else(|| {
+            S3Error::new(
+                ErrorCode::MissingContentLength,
+                "aws-chunked uploads must send x-amz-decoded-content-length",
+            )
+        })?;
+        decoded.trim().parse::<u64>().map_err(|_| {
+            S3Error::invalid_argument(format!("invalid x-amz-decoded-content-length: {decoded:?}"))
+        })?
+    } else {
+        content_length.ok_or_else(|| {
+            S3Error::new(ErrorCode::MissingContentLength, "You must provide the Content-Length HTTP header")
+        })?
+    };
+    if length > MAX_PUT_SIZE {
+        return Err(S3Error::new(
+            ErrorCode::EntityTooLarge,
+            format!(
+                "Your proposed upload of {length} bytes exceeds the maximum allowed object size of {MAX_PUT_SIZE} bytes; use a multipart upload"
+            ),
+        ));
+    }
+    if !streaming {
+        return Ok(Body::Stream { length });
+    }
+    let trailer = header(&parts.headers, "x-amz-trailer")
+        .map(|t| {
+            crate::checksum::ChecksumAlgorithm::from_header_name(t.trim()).ok_or_else(|| {
+                S3Error::invalid_argument(format!("unsupported x-amz-trailer: {t:?}"))
+            })
+        })
+        .transpose()?;
+    let (signer, signed_trailer) = match payload {
+        PayloadMode::StreamingSigned(s) => (Some(s), false),
+        PayloadMode::StreamingSignedTrailer(s) => (Some(s), true),
+        _ => (None, false),
+    };
+    let decoder = ChunkedDecoder::new(signer, signed_trailer, trailer, Some(length));
+    Ok(Body::AwsChunked { decoder: Box::new(decoder), length })
+}
+
+/// Whether a backend status is a success the client should see as-is (with the body streamed).
+pub fn is_success(status: u16) -> bool {
+    (200..300).contains(&status) || status == 304
+}
+
+/// The S3 error a failed backend response turns into. `body` is the (bounded) error body, empty
+/// for HEAD; when it holds no S3 error the code follows from the status.
+pub fn backend_error(status: u16, body: &[u8]) -> S3Error {
+    if let Some((code, message)) = xml::parse_error(body) {
+        return S3Error::new(ErrorCode::from_code(&code, status), message);
+    }
+    let code = match status {
+        400 => ErrorCode::InvalidRequest,
+        403 => ErrorCode::AccessDenied,
+        404 => ErrorCode::NoSuchKey,
+        405 => ErrorCode::MethodNotAllowed,
+        412 => ErrorCode::PreconditionFailed,
+        416 => ErrorCode::InvalidRange,
+        501 => ErrorCode::NotImplemented,
+        503 => ErrorCode::ServiceUnavailable,
+        s if s >= 500 => ErrorCode::Other { code: "InternalError".into(), status: s },
+        s => ErrorCode::Other { code: "BadRequest".into(), status: s },
+    };
+    S3Error::new(code, format!("the backend answered HTTP {status}"))
+}
+
+/// What to do when the owning backend bucket does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingBucket {
+    /// Create the bucket, then retry the write.
+    CreateAndRetry,
+    /// Nothing was ever stored there: the object does not exist.
+    NoSuchKey,
+    /// Deleting from a bucket that does not exist deletes nothing, successfully (S3 deletes are idempotent).
+    Deleted,
+}
+
+pub fn on_missing_bucket(op: &Operation) -> MissingBucket {
+    match op {
+        Operation::DeleteObject { .. } => MissingBucket::Deleted,
+        op if op.is_write() => MissingBucket::CreateAndRetry,
+        _ => MissingBucket::NoSuchKey,
+    }
+}
+
+/// The error a write gets when its bucket had to be created but the body was too large to replay.
+pub fn retry_after_bucket_created() -> S3Error {
+    S3Error::new(
+        ErrorCode::SlowDown,
+        "the backend bucket for this key did not exist and has just been created; retry the request",
+    )
+}
+
+/// The error a client gets when a backend cannot be reached (names no host or credential).
+pub fn backend_unreachable(detail: &str) -> S3Error {
+    S3Error::new(
+        ErrorCode::ServiceUnavailable,
+        format!("a backend could not be reached ({detail}); retry later"),
+    )
+}
+
+/// Response headers for a successful forwarded call.
+pub fn reply_headers(backend_headers: &[(String, String)], request_id: &str) -> Vec<(String, String)> {
+    let mut out = backend::forward_response_headers(backend_headers);
+    out.push(("x-amz-request-id".into(), request_id.into()));
+    out
+}
+
+/// The largest backend listing body the proxy reads (1000 keys of 1 KiB each, with room to spare).
+pub const MAX_LIST_BODY: usize = 8 * 1024 * 1024;
+
+impl Proxy {
+    /// The ListObjectsV2 call the merge wants from shard `shard`.
+    pub fn list_request(&self, shard: usize, query: &[(String, String)], now_unix: u64) -> BackendRequest {
+        backend::request(&self.cfg, "GET", &self.cfg.buckets[shard], None, query, vec![], EMPTY_SHA256, now_unix)
+    }
+
+    /// A backend's answer to a list call, as a page for the merge. A bucket that does not exist
+    /// holds nothing; any other failure fails the whole listing (never a partial answer).
+    pub fn list_page(&self, status: u16, body: &[u8]) -> S3Result<crate::xml::BackendPage> {
+        if is_success(status) {
+            return xml::parse_list_objects(body).map_err(|e| {
+                S3Error::new(ErrorCode::ServiceUnavailable, format!("a backend returned an unreadable listing: {}", e.message))
+            });
+        }
+        let err = backend_error(status, body);
+        if err.code == ErrorCode::NoSuchBucket {
+            return Ok(crate::xml::BackendPage::default());
+        }
+        Err(err)
+    }
+
+    /// The merged listing as the client's XML response.
+    pub fn list_reply(&self, merger: Merger) -> Reply {
+        let out = merger.finish(&self.cfg.virtual_bucket);
+        let body = if out.v2 { xml::list_objects_v2(&out) } else { xml::list_objects_v1(&out) };
+        Reply::xml(200, body)
+    }
+}

@@ -1,0 +1,100 @@
+//! Real S3 backends on loopback: `s3s-fs` (files on disk) behind `s3s`, which verifies SigV4.
+
+use anyhow::Context as _;
+use hyper::server::conn::http1;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::io::TokioIo;
+
+/// The credentials the local backends accept (not secret: loopback only).
+pub const LOCAL_ACCESS_KEY: &str = "tempo-s3-shard-local";
+pub const LOCAL_SECRET_KEY: &str = "tempo-s3-shard-local-secret";
+
+/// A running S3 server storing buckets as directories under `root`.
+pub struct S3Backend {
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// How to start a backend.
+#[derive(Clone, Debug)]
+pub struct BackendOptions {
+    pub access_key: String,
+    pub secret_key: String,
+    /// Latency added before each request is handled (benchmarks simulate a remote object store).
+    pub latency: Option<Duration>,
+    /// Address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions {
+            access_key: LOCAL_ACCESS_KEY.into(),
+            secret_key: LOCAL_SECRET_KEY.into(),
+            latency: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+impl S3Backend {
+    /// Start serving `root`, creating a directory (bucket) for each of `buckets`.
+    pub async fn start(root: &Path, buckets: &[String], opts: BackendOptions) -> anyhow::Result<S3Backend> {
+        for b in buckets {
+            std::fs::create_dir_all(root.join(b)).with_context(|| format!("cannot create bucket dir {b}"))?;
+        }
+        let fs = s3s_fs::FileSystem::new(root).map_err(|e| anyhow::anyhow!("s3s-fs: {e:?}"))?;
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(opts.access_key.clone(), opts.secret_key.clone()));
+        let service = builder.build();
+        let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("cannot listen on {}", opts.listen))?;
+        let addr = listener.local_addr()?;
+        let latency = opts.latency;
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else { continue };
+                // Without TCP_NODELAY small responses stall on delayed ACKs (~40 ms).
+                let _ = socket.set_nodelay(true);
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let service = service.clone();
+                        async move {
+                            if let Some(d) = latency {
+                                tokio::time::sleep(d).await;
+                            }
+                            hyper::service::Service::call(&service, req).await
+                        }
+                    });
+                    let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(socket), svc).await;
+                });
+            }
+        });
+        Ok(S3Backend { addr, root: root.to_path_buf(), task })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Path of an object's file, for tests that check where the proxy put it.
+    pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root.join(bucket).join(key)
+    }
+
+    /// Stop accepting connections (tests use this to make a backend fail).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for S3Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

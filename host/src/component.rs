@@ -1,0 +1,210 @@
+//! Runs the real `.wasm` component the way Spin does: wasmtime + wasi:http, Spin variables, one
+//! instance per request, served over HTTP/1.1 with hyper.
+
+use anyhow::{anyhow, Context as _};
+use hyper::server::conn::http1;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "tempo-s3-shard:component/spin-variables-host",
+    });
+}
+
+use bindings::fermyon::spin::variables;
+
+/// The most linear memory one component instance may use; far above what streaming needs.
+pub const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
+
+/// A compiled component, ready to instantiate per request.
+#[derive(Clone)]
+pub struct ComponentHost {
+    pre: ProxyPre<RequestState>,
+    variables: Arc<HashMap<String, String>>,
+    stats: Arc<Stats>,
+}
+
+/// Counters the tests and benchmarks read.
+#[derive(Default, Debug)]
+pub struct Stats {
+    /// The largest linear memory any instance grew to, in bytes.
+    pub peak_memory: AtomicUsize,
+    /// Requests handled.
+    pub requests: AtomicUsize,
+}
+
+/// Per-request store data: WASI and wasi:http contexts, and the Spin variables.
+pub struct RequestState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    variables: Arc<HashMap<String, String>>,
+    limiter: MemoryLimiter,
+}
+
+struct MemoryLimiter {
+    stats: Arc<Stats>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > MEMORY_LIMIT {
+            return Ok(false);
+        }
+        self.stats.peak_memory.fetch_max(desired, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+    }
+}
+
+impl variables::Host for RequestState {
+    fn get(&mut self, name: String) -> Result<String, variables::Error> {
+        self.variables.get(&name).cloned().ok_or(variables::Error::Undefined(name))
+    }
+}
+
+/// The wasmtime engine configured as Spin configures it for HTTP: pooling allocator, async.
+pub fn engine() -> anyhow::Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    let mut pooling = wasmtime::PoolingAllocationConfig::default();
+    pooling.total_memories(256).total_tables(256).total_component_instances(256);
+    pooling.max_memory_size(MEMORY_LIMIT);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+    Engine::new(&config).map_err(|e| anyhow!("{e:?}"))
+}
+
+impl ComponentHost {
+    /// Compile the component at `wasm` (or load it from the compiled cache next to it) and link it
+    /// against WASI, wasi:http and the Spin variables `variables`.
+    pub fn load(engine: &Engine, wasm: &Path, variables: HashMap<String, String>) -> anyhow::Result<ComponentHost> {
+        let component = compile_cached(engine, wasm)?;
+        let mut linker = Linker::<RequestState>::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("{e:?}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow!("{e:?}"))?;
+        variables::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow!("{e:?}"))?)
+            .map_err(|e| anyhow!("{e:?}"))?;
+        Ok(ComponentHost { pre, variables: Arc::new(variables), stats: Arc::default() })
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Serve the component on `listener` until the returned task is aborted.
+    pub fn serve(self, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else { continue };
+                let _ = socket.set_nodelay(true);
+                let host = self.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let host = host.clone();
+                        async move { host.handle(req).await }
+                    });
+                    let _ = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        })
+    }
+
+    /// Bind `addr` and serve; returns the bound address and the server task.
+    pub async fn bind(self, addr: SocketAddr) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        Ok((local, self.serve(listener)))
+    }
+
+    /// Handle one request in a fresh instance, as Spin does.
+    async fn handle(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let state = RequestState {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().inherit_stderr().inherit_stdout().build(),
+            http: WasiHttpCtx::new(),
+            variables: self.variables.clone(),
+            limiter: MemoryLimiter { stats: self.stats.clone() },
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| anyhow!("{e:?}"))?;
+        let out = store.data_mut().http().new_response_outparam(sender).map_err(|e| anyhow!("{e:?}"))?;
+        let pre = self.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+        });
+        match receiver.await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(anyhow!("component failed: {e:?}")),
+            Err(_) => {
+                let detail = match task.await {
+                    Ok(Ok(())) => "the component returned without setting a response".to_string(),
+                    Ok(Err(e)) => format!("{e:?}"),
+                    Err(e) => format!("{e:?}"),
+                };
+                eprintln!("tempo-s3-shard host: request failed: {detail}");
+                Err(anyhow!("component trapped: {detail}"))
+            }
+        }
+    }
+}
+
+/// Compile a component, reusing a compiled artefact next to it (`.cwasm`) when the `.wasm` is unchanged.
+fn compile_cached(engine: &Engine, wasm: &Path) -> anyhow::Result<Component> {
+    let bytes = std::fs::read(wasm).with_context(|| format!("cannot read component {}", wasm.display()))?;
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        env!("CARGO_PKG_VERSION").hash(&mut h);
+        h.finish()
+    };
+    let cache = wasm.with_extension(format!("{digest:016x}.cwasm"));
+    if let Ok(component) = unsafe { Component::deserialize_file(engine, &cache) } {
+        return Ok(component);
+    }
+    let component = Component::from_binary(engine, &bytes).map_err(|e| anyhow!("{e:?}"))?;
+    if let Ok(serialized) = component.serialize() {
+        let _ = std::fs::write(&cache, serialized);
+    }
+    Ok(component)
+}

@@ -1,0 +1,73 @@
+//! Reads the original Go proxy's `config.json` unchanged and turns it into Spin variables.
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// The Go proxy's configuration file (all fields as it names them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoConfig {
+    #[serde(default)]
+    pub listen_addr: Option<String>,
+    pub endpoint: String,
+    #[serde(default)]
+    pub access_key_id: String,
+    #[serde(default)]
+    pub secret_access_key: String,
+    #[serde(default)]
+    pub use_ssl: bool,
+    #[serde(default)]
+    pub region: Option<String>,
+    pub buckets: Vec<String>,
+}
+
+impl GoConfig {
+    pub fn load(path: &Path) -> anyhow::Result<GoConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a valid proxy config.json", path.display()))
+    }
+
+    /// The Spin variables that configure the component the same way.
+    pub fn variables(&self) -> HashMap<String, String> {
+        let mut vars = HashMap::new();
+        vars.insert("buckets".into(), serde_json::to_string(&self.buckets).unwrap_or_default());
+        vars.insert("endpoint".into(), self.endpoint.clone());
+        vars.insert("use_ssl".into(), self.use_ssl.to_string());
+        vars.insert("access_key_id".into(), self.access_key_id.clone());
+        vars.insert("secret_access_key".into(), self.secret_access_key.clone());
+        if let Some(region) = self.region.as_ref().filter(|r| !r.is_empty()) {
+            vars.insert("region".into(), region.clone());
+        }
+        vars
+    }
+
+    /// `listen_addr` as a socket address; Go's `:8080` means every interface.
+    pub fn listen(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let Some(addr) = self.listen_addr.as_deref().filter(|a| !a.is_empty()) else { return Ok(None) };
+        let full = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_string() };
+        full.parse().map(Some).with_context(|| format!("listen_addr {addr:?} is not host:port"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_go_proxy_config_unchanged() {
+        let cfg: GoConfig = serde_json::from_str(
+            r#"{"listen_addr": ":8080", "endpoint": "s3.example.com", "access_key_id": "AK",
+                "secret_access_key": "SK", "use_ssl": true, "region": "eu-west-1",
+                "buckets": ["tempo-1", "tempo-2"]}"#,
+        )
+        .unwrap();
+        let vars = cfg.variables();
+        assert_eq!(vars["buckets"], r#"["tempo-1","tempo-2"]"#);
+        assert_eq!(vars["use_ssl"], "true");
+        assert_eq!(vars["region"], "eu-west-1");
+        assert_eq!(cfg.listen().unwrap(), Some("0.0.0.0:8080".parse().unwrap()));
+    }
+}

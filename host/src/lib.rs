@@ -1,0 +1,11 @@
+//! Native host for the tempo-s3-shard component: runs the real `.wasm` under wasmtime with Spin's
+//! variables and wasi:http, next to real S3 backends. It is the local runner, the test harness and
+//! the benchmark driver.
+
+pub mod backends;
+pub mod component;
+pub mod goconfig;
+pub mod wasm;
+
+pub use backends::{BackendOptions, S3Backend};
+pub use component::ComponentHost;

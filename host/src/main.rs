@@ -1,0 +1,140 @@
+//! `tempo-s3-shard`: run the proxy component locally (with local S3 backends by default), or only
+//! the backends (for `spin up`), or the original Go proxy's `config.json` against a real endpoint.
+
+use anyhow::{bail, Context as _};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+use tempo_s3_shard_host::goconfig::GoConfig;
+use tempo_s3_shard_host::{component, wasm, ComponentHost};
+
+const USAGE: &str = "\
+usage: tempo-s3-shard [OPTIONS]              run local S3 backends and the proxy on 127.0.0.1:8080
+       tempo-s3-shard --config config.json   run the proxy with the Go proxy's config.json
+       tempo-s3-shard backends               run only the local S3 backends (for `spin up`)
+
+options:
+  --listen ADDR        proxy address (default 127.0.0.1:8080, or listen_addr from --config)
+  --backend-listen ADDR  local backends' address (default 127.0.0.1:9000)
+  --data DIR           where the local backends keep objects (default ./data)
+  --wasm FILE          use this component instead of building it from the workspace
+  --var NAME=VALUE     set a Spin variable (repeatable; overrides the defaults)
+";
+
+struct Args {
+    command: Option<String>,
+    config: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    backend_listen: SocketAddr,
+    data: PathBuf,
+    vars: HashMap<String, String>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        command: None,
+        config: None,
+        listen: None,
+        backend_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+        data: PathBuf::from("data"),
+        vars: HashMap::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value\n\n{USAGE}"));
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--config" => args.config = Some(PathBuf::from(value("--config")?)),
+            "--listen" => args.listen = Some(value("--listen")?.parse().context("--listen takes host:port")?),
+            "--backend-listen" => {
+                args.backend_listen = value("--backend-listen")?.parse().context("--backend-listen takes host:port")?
+            }
+            "--data" => args.data = PathBuf::from(value("--data")?),
+            "--wasm" => std::env::set_var("TEMPO_S3_SHARD_WASM", value("--wasm")?),
+            "--var" => {
+                let v = value("--var")?;
+                let (name, val) = v.split_once('=').context("--var takes NAME=VALUE")?;
+                args.vars.insert(name.to_string(), val.to_string());
+            }
+            cmd if !cmd.starts_with('-') && args.command.is_none() => args.command = Some(cmd.to_string()),
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    Ok(args)
+}
+
+const LOCAL_BUCKETS: [&str; 3] = ["shard1", "shard2", "shard3"];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    match args.command.as_deref() {
+        None => run_proxy(args).await,
+        Some("backends") => {
+            let backend = start_local_backends(&args).await?;
+            println!("local S3 backends on {} (buckets {}), data in {}", backend.endpoint(), LOCAL_BUCKETS.join(", "), args.data.display());
+            println!("credentials: access key {LOCAL_ACCESS_KEY}, secret {LOCAL_SECRET_KEY}");
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+async fn start_local_backends(args: &Args) -> anyhow::Result<S3Backend> {
+    let buckets: Vec<String> = LOCAL_BUCKETS.iter().map(|b| b.to_string()).collect();
+    std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
+    let opts = BackendOptions { listen: args.backend_listen, ..BackendOptions::default() };
+    S3Backend::start(&args.data, &buckets, opts)
+        .await
+        .with_context(|| format!("cannot start the local backends on {} (is another instance running? use --backend-listen)", args.backend_listen))
+}
+
+async fn run_proxy(args: Args) -> anyhow::Result<()> {
+    let mut vars = HashMap::new();
+    let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+    let _backend;
+    if let Some(path) = &args.config {
+        let cfg = GoConfig::load(path)?;
+        vars = cfg.variables();
+        if let Some(addr) = cfg.listen()? {
+            listen = addr;
+        }
+    } else {
+        let backend = start_local_backends(&args).await?;
+        vars.insert("buckets".into(), LOCAL_BUCKETS.join(","));
+        vars.insert("endpoint".into(), backend.endpoint());
+        vars.insert("access_key_id".into(), LOCAL_ACCESS_KEY.into());
+        vars.insert("secret_access_key".into(), LOCAL_SECRET_KEY.into());
+        println!("local S3 backends: {} with buckets {} (data in {})", backend.endpoint(), LOCAL_BUCKETS.join(", "), args.data.display());
+        _backend = backend;
+    }
+    vars.extend(args.vars.clone());
+    if let Some(addr) = args.listen {
+        listen = addr;
+    }
+
+    let wasm = wasm::ensure_component()?;
+    let engine = component::engine()?;
+    let host = ComponentHost::load(&engine, &wasm, vars.clone())?;
+    let (addr, server) = host.bind(listen).await?;
+    let bucket = vars.get("virtual_bucket").cloned().unwrap_or_else(|| "proxy-bucket".into());
+    println!("tempo-s3-shard component {} serving bucket '{bucket}' on http://{addr}", wasm.display());
+    if args.config.is_none() {
+        println!(
+            "\nTry it:\n  export AWS_ACCESS_KEY_ID={LOCAL_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={LOCAL_SECRET_KEY} AWS_DEFAULT_REGION=us-east-1\n  \
+             aws --endpoint-url http://{addr} s3 cp README.md s3://{bucket}/single-tenant/block-1/README.md\n  \
+             aws --endpoint-url http://{addr} s3 ls --recursive s3://{bucket}/\n\n\
+             Tempo (storage.trace):\n  backend: s3\n  s3:\n    bucket: {bucket}\n    endpoint: {addr}\n    insecure: true\n    forcepathstyle: true\n    access_key: {LOCAL_ACCESS_KEY}\n    secret_key: {LOCAL_SECRET_KEY}\n"
+        );
+    }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        r = server => r.context("server stopped")?,
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Finds the component's `.wasm`, building it with cargo (target wasm32-wasip2) when run from the repo.
+
+use anyhow::{bail, Context as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace this host was compiled in.
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The cargo profile the component is built with (size-optimised, LTO; see Cargo.toml).
+pub const PROFILE: &str = "component";
+
+/// The target dir the host builds the component in: separate from `target/`, whose lock the outer
+/// `cargo test` holds while tests run.
+pub fn component_target_dir() -> PathBuf {
+    workspace_dir().join("target/component-build")
+}
+
+/// Where the host's build leaves the component.
+pub fn component_path() -> PathBuf {
+    component_target_dir().join("wasm32-wasip2").join(PROFILE).join("tempo_s3_shard.wasm")
+}
+
+/// Build the component (once per process) and return its path. Cargo makes this a no-op when
+/// nothing changed. Set `TEMPO_S3_SHARD_WASM` to use a prebuilt file instead.
+pub fn ensure_component() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT.get_or_init(|| build().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
+}
+
+fn build() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("TEMPO_S3_SHARD_WASM") {
+        return Ok(PathBuf::from(path));
+    }
+    let ws = workspace_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&ws)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", PROFILE, "-p", "tempo-s3-shard"])
+        .env("CARGO_TARGET_DIR", component_target_dir())
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .context("cannot run cargo to build the component")?;
+    if !status.success() {
+        bail!("building the component failed (cargo build --target wasm32-wasip2 --profile {PROFILE})");
+    }
+    let path = component_path();
+    if !path.exists() {
+        bail!("the component build did not produce {}", path.display());
+    }
+    Ok(path)
+}

@@ -1,0 +1,201 @@
+//! The real component in the wasmtime host, in front of real SigV4-verifying S3 backends, driven by
+//! aws-sdk-s3: objects are placed by the ring, stream both ways, and errors are S3 XML.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::{Harness, VIRTUAL_BUCKET};
+use sha2::{Digest, Sha256};
+
+const SHARDS: [&str; 3] = ["shard1", "shard2", "shard3"];
+
+/// Keys that exercise every encoding rule of paths and signatures.
+const AWKWARD_KEYS: &[&str] = &[
+    "single-tenant/0003b3c9-8689-41a6-835c-1b4ec3bd4a4e/meta.json",
+    "single-tenant/0003b3c9-8689-41a6-835c-1b4ec3bd4a4e/data.parquet",
+    "single-tenant/index.json.gz",
+    "simple-file",
+    "with space/and+plus/file name.txt",
+    "percent%20literal/100%/x",
+    "unicode/é€𝄞/ключ",
+    "equals=sign/a=b/c",
+    "tilde~/~x/y~",
+    "double//slash/file",
+    "trailing/slash/",
+    "a/b/c/d/e/f",
+    "semi;colon/comma,/and&amp/q?mark",
+    "star*/paren(1)/bang!'quote",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_round_trip_and_land_on_their_ring_owner() {
+    let h = Harness::start(&SHARDS).await;
+    let s3 = h.client();
+    for key in AWKWARD_KEYS {
+        let body = format!("body of {key}");
+        s3.put_object()
+            .bucket(VIRTUAL_BUCKET)
+            .key(*key)
+            .body(ByteStream::from(body.clone().into_bytes()))
+            .content_type("text/plain")
+            .metadata("origin", "component-test")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+        let got = s3.get_object().bucket(VIRTUAL_BUCKET).key(*key).send().await.unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+        assert_eq!(got.content_type(), Some("text/plain"), "{key}");
+        assert_eq!(got.metadata().and_then(|m| m.get("origin")).map(String::as_str), Some("component-test"));
+        assert!(got.e_tag().is_some() && got.last_modified().is_some(), "{key}");
+        let data = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(data.as_ref(), body.as_bytes(), "{key}");
+        assert_eq!(h.holders(key).await, vec![h.owner(key)], "{key} must be stored only on its ring owner");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_files_of_a_block_land_together() {
+    let h = Harness::start(&SHARDS).await;
+    let s3 = h.client();
+    let mut owners_seen = std::collections::BTreeSet::new();
+    for block in 0..12 {
+        let mut owners = std::collections::BTreeSet::new();
+        for file in ["meta.json", "bloom-0", "bloom-1", "index", "data.parquet"] {
+            let key = format!("tenant-a/block-{block:04}/{file}");
+            s3.put_object().bucket(VIRTUAL_BUCKET).key(&key).body(ByteStream::from_static(b"x")).send().await.unwrap();
+            owners.extend(h.holders(&key).await);
+        }
+        assert_eq!(owners.len(), 1, "block {block} was split over {owners:?}");
+        owners_seen.extend(owners);
+    }
+    assert!(owners_seen.len() > 1, "12 blocks should spread over more than one shard");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_object_head_and_delete() {
+    let h = Harness::start(&SHARDS).await;
+    let s3 = h.client();
+    let key = "tenant/block/empty";
+    s3.put_object().bucket(VIRTUAL_BUCKET).key(key).body(ByteStream::from_static(b"")).send().await.unwrap();
+    let head = s3.head_object().bucket(VIRTUAL_BUCKET).key(key).send().await.unwrap();
+    assert_eq!(head.content_length(), Some(0));
+    let got = s3.get_object().bucket(VIRTUAL_BUCKET).key(key).send().await.unwrap();
+    assert!(got.body.collect().await.unwrap().into_bytes().is_empty());
+
+    let put = s3.put_object().bucket(VIRTUAL_BUCKET).key("tenant/block/sized").body(ByteStream::from_static(b"12345")).send().await.unwrap();
+    let head = s3.head_object().bucket(VIRTUAL_BUCKET).key("tenant/block/sized").send().await.unwrap();
+    assert_eq!(head.content_length(), Some(5));
+    assert_eq!(head.e_tag(), put.e_tag());
+
+    s3.delete_object().bucket(VIRTUAL_BUCKET).key(key).send().await.unwrap();
+    let err = s3.get_object().bucket(VIRTUAL_BUCKET).key(key).send().await.unwrap_err();
+    assert_eq!(err.into_service_error().meta().code(), Some("NoSuchKey"));
+    let err = s3.head_object().bucket(VIRTUAL_BUCKET).key(key).send().await.unwrap_err();
+    assert!(err.into_service_error().is_not_found());
+    assert!(h.holders(key).await.is_empty());
+    // Deleting what is not there succeeds, as on S3.
+    s3.delete_object().bucket(VIRTUAL_BUCKET).key(key).send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_and_bucket_calls_show_only_the_virtual_bucket() {
+    let h = Harness::start(&SHARDS).await;
+    let s3 = h.client();
+    let buckets = s3.list_buckets().send().await.unwrap();
+    let names: Vec<_> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, vec![VIRTUAL_BUCKET]);
+    s3.head_bucket().bucket(VIRTUAL_BUCKET).send().await.unwrap();
+    let loc = s3.get_bucket_location().bucket(VIRTUAL_BUCKET).send().await.unwrap();
+    assert!(loc.location_constraint().is_none_or(|c| c.as_str().is_empty()));
+
+    let err = s3.get_object().bucket("shard1").key("x").send().await.unwrap_err();
+    assert_eq!(err.into_service_error().meta().code(), Some("NoSuchBucket"));
+    let err = s3.head_bucket().bucket("other-bucket").send().await.unwrap_err();
+    assert!(err.into_service_error().is_not_found());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_object_streams_with_small_component_memory() {
+    let h = Harness::start(&SHARDS).await;
+    let s3 = h.client();
+    const SIZE: usize = 256 * 1024 * 1024;
+    let data: Vec<u8> = (0..SIZE).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let expected = Sha256::digest(&data);
+    let key = "tenant/big-block/data";
+    s3.put_object().bucket(VIRTUAL_BUCKET).key(key).body(ByteStream::from(data)).send().await.unwrap();
+    let got = s3.get_object().bucket(VIRTUAL_BUCKET).key(key).send().await.unwrap();
+    assert_eq!(got.content_length(), Some(SIZE as i64));
+    let mut body = got.body;
+    let mut hasher = Sha256::new();
+    let mut n = 0;
+    while let Some(chunk) = body.try_next().await.unwrap() {
+        n += chunk.len();
+        hasher.update(&chunk);
+    }
+    assert_eq!(n, SIZE);
+    assert_eq!(hasher.finalize(), expected);
+    let peak = h.stats.peak_memory.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(peak > 0 && peak < 64 * 1024 * 1024, "component linear memory peaked at {peak} bytes");
+    eprintln!("256 MiB PUT+GET: component linear memory peak {} KiB", peak / 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_backend_secret_is_an_s3_error_not_success() {
+    let h = Harness::start_with(&SHARDS, &[("secret_access_key", "not-the-secret")]).await;
+    let s3 = h.client();
+    let err = s3.put_object().bucket(VIRTUAL_BUCKET).key("t/b/f").body(ByteStream::from_static(b"data")).send().await.unwrap_err();
+    let err = err.into_service_error();
+    assert_eq!(err.meta().code(), Some("SignatureDoesNotMatch"), "{err:?}");
+    assert!(h.holders("t/b/f").await.is_empty());
+    let err = s3.get_object().bucket(VIRTUAL_BUCKET).key("t/b/f").send().await.unwrap_err();
+    assert_eq!(err.into_service_error().meta().code(), Some("SignatureDoesNotMatch"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_is_a_500_xml_error_naming_the_variable() {
+    let h = Harness::start_with(&SHARDS, &[("buckets", "shard1,shard1")]).await;
+    let r = h.raw(b"GET /proxy-bucket/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.error_code(), Some("InternalError"));
+    assert!(r.body.contains("buckets") && r.body.contains("duplicate"), "{}", r.body);
+    assert!(!r.body.contains("tempo-s3-shard-local-secret"));
+
+    let h = Harness::start_with(&SHARDS, &[("use_ssl", "maybe")]).await;
+    let r = h.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("use_ssl"), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_s3_errors_and_never_trap() {
+    let h = Harness::start(&SHARDS).await;
+    let long_key = format!("GET /proxy-bucket/{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "k".repeat(1100));
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"GET /proxy-bucket/bad%zzescape HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 400, "InvalidArgument"),
+        (b"GET /proxy-bucket/bad%c3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 400, "InvalidArgument"),
+        (b"GET /proxy-bucket/nul%00key HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 400, "InvalidArgument"),
+        (long_key.into_bytes(), 400, "KeyTooLongError"),
+        (b"GET /no-such-bucket/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 404, "NoSuchBucket"),
+        (b"GET /proxy-bucket?versioning HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 501, "NotImplemented"),
+        (b"PATCH /proxy-bucket/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 405, "MethodNotAllowed"),
+        (b"PUT /proxy-bucket/k HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\nConnection: close\r\n\r\n".to_vec(), 400, ""),
+        (b"PUT /proxy-bucket/t/b/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec(), 411, "MissingContentLength"),
+        (b"PUT /proxy-bucket/t/b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 6000000000\r\nConnection: close\r\n\r\n".to_vec(), 400, "EntityTooLarge"),
+        (b"GET /proxy-bucket/k?list-type=2&prefix=%ZZ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 400, "InvalidArgument"),
+        (b"GET /proxy-bucket/k HTTP/1.1\r\nHost: x\r\nX-Amz-Content-Sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD\r\nConnection: close\r\n\r\n".to_vec(), 0, ""),
+    ];
+    for (request, status, code) in cases {
+        let r = h.raw(&request).await;
+        let shown = String::from_utf8_lossy(&request[..request.len().min(80)]).to_string();
+        if status != 0 {
+            assert_eq!(r.status, status, "{shown}: {}", r.body);
+        }
+        assert!(r.status != 500 || r.error_code() == Some("InternalError"), "{shown}: {}", r.body);
+        if !code.is_empty() {
+            assert_eq!(r.error_code(), Some(code), "{shown}: {}", r.body);
+            assert!(r.header("content-type").is_some_and(|c| c.contains("xml")), "{shown}");
+            assert!(r.header("x-amz-request-id").is_some(), "{shown}");
+        }
+    }
+    // Still serving after all of that.
+    h.client().list_buckets().send().await.unwrap();
+}
