@@ -10,12 +10,11 @@ use spin_sdk::http::{
 };
 use spin_sdk::http_component;
 use tempo_s3_shard_core::backend::BackendRequest;
-use tempo_s3_shard_core::chunked::ChunkedDecoder;
 use tempo_s3_shard_core::config::Config;
-use tempo_s3_shard_core::proxy::{self, Body, Forward, MissingBucket, Plan, Proxy, Reply};
+use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket, Plan, Proxy, Reply};
 use tempo_s3_shard_core::route::RequestParts;
-use tempo_s3_shard_core::sigv4;
-use tempo_s3_shard_core::{listing::Merger, ErrorCode, S3Error};
+use tempo_s3_shard_core::copy::StreamedCopy;
+use tempo_s3_shard_core::{delete, listing::Merger, xml, ErrorCode, S3Error};
 
 /// What the component answers with: a reply it built, or a backend response it streams through.
 enum Answer {
@@ -47,13 +46,81 @@ async fn serve(parts: &RequestParts, req: IncomingRequest, now: u64) -> Result<A
         S3Error::from(e)
     })?;
     let proxy = Proxy::new(cfg);
-    let content_sha = parts.header("x-amz-content-sha256");
-    let payload = sigv4::payload_mode_unauthenticated(content_sha);
+    let payload = proxy.authenticate(parts, now)?;
     match proxy.plan(parts, payload, now)? {
         Plan::Reply(reply) => Ok(Answer::Reply(reply)),
         Plan::Forward(fwd) => forward(&proxy, fwd, req, now).await,
         Plan::List(merger) => list(&proxy, *merger, now).await.map(Answer::Reply),
+        Plan::DeleteObjects(body) => delete_objects(&proxy, parts, body, req, now).await.map(Answer::Reply),
+        Plan::StreamedCopy(copy) => streamed_copy(&proxy, &copy, now).await.map(Answer::Reply),
     }
+}
+
+/// A copy between shards: the source's body streams from its shard into a write on the other.
+async fn streamed_copy(proxy: &Proxy, copy: &StreamedCopy, now: u64) -> Result<Reply, S3Error> {
+    let (source, _) = send(&copy.get, Outbound::Bytes(Vec::new())).await?;
+    let status = source.status();
+    if !(200..300).contains(&status) {
+        let body = read_bounded(&source, proxy::MAX_ERROR_BODY).await;
+        return Err(proxy::copy_source_error(status, &body));
+    }
+    let source_headers = header_list(&source.headers());
+    let tags = if copy.needs_source_tags(&source_headers)? {
+        let (response, _) = send(&copy.tagging_request(proxy, now), Outbound::Bytes(Vec::new())).await?;
+        let body = read_bounded(&response, proxy::MAX_ERROR_BODY).await;
+        if !proxy::is_success(response.status()) {
+            return Err(proxy::backend_error(response.status(), &body));
+        }
+        Some(xml::tagging_header(&xml::parse_tagging(&body)?))
+    } else {
+        None
+    };
+    let (put, _) = copy.put_request(proxy, &source_headers, tags.as_deref(), now)?;
+    let stream = Box::pin(source.take_body_stream().map(|r| r.map_err(|_| ())));
+    let (response, _) = send(&put, Outbound::Stream(stream, BodyFilter::Passthrough)).await?;
+    drop(source);
+    let status = response.status();
+    let body = read_bounded(&response, proxy::MAX_ERROR_BODY).await;
+    if !proxy::is_success(status) {
+        let err = proxy::backend_error(status, &body);
+        if err.code == ErrorCode::NoSuchBucket {
+            create_bucket(proxy, copy.dst_shard, now).await?;
+            return Err(proxy::retry_after_bucket_created());
+        }
+        return Err(err);
+    }
+    Ok(Reply::xml(200, copy.result_xml(&header_list(&response.headers()), now)))
+}
+
+/// DeleteObjects: each shard deletes its keys, all shards at once; any shard failing fails the batch.
+async fn delete_objects(
+    proxy: &Proxy,
+    parts: &RequestParts,
+    body: Body,
+    req: IncomingRequest,
+    now: u64,
+) -> Result<Reply, S3Error> {
+    let bytes = match body {
+        Body::Stream { length, filter } => read_all(req, filter, length).await?,
+        Body::Empty => Vec::new(),
+    };
+    let batch = delete::plan(&parts.headers, &bytes, &proxy.ring)?;
+    let calls = batch.shards.iter().map(|part| async move {
+        let request = proxy.delete_request(part, now);
+        let (response, _) = send(&request, Outbound::Bytes(part.body.clone())).await?;
+        let status = response.status();
+        let body = read_bounded(&response, proxy::MAX_LIST_BODY).await;
+        if proxy::is_success(status) {
+            return Ok(body);
+        }
+        let err = proxy::backend_error(status, &body);
+        if err.code == ErrorCode::NoSuchBucket {
+            return part.all_deleted();
+        }
+        Err(err)
+    });
+    let results: Vec<Vec<u8>> = future::join_all(calls).await.into_iter().collect::<Result<_, S3Error>>()?;
+    Ok(Reply::xml(200, batch.merge(&results)?))
 }
 
 /// One call to the owning shard, with the request body streamed (or replayed once if the backend
@@ -62,14 +129,12 @@ async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) ->
     let Forward { op, shard, request, body } = fwd;
     let mut body = match body {
         Body::Empty => Outbound::Bytes(Vec::new()),
-        Body::Stream { length } if length as usize <= proxy::RETRY_BUFFER_LIMIT => {
-            Outbound::Bytes(read_all(req, None).await?)
+        Body::Stream { length, filter } if length <= proxy::RETRY_BUFFER_LIMIT as u64 => {
+            Outbound::Bytes(read_all(req, filter, length).await?)
         }
-        Body::AwsChunked { decoder, length } if length as usize <= proxy::RETRY_BUFFER_LIMIT => {
-            Outbound::Bytes(read_all(req, Some(decoder)).await?)
+        Body::Stream { filter, .. } => {
+            Outbound::Stream(Box::pin(req.into_body_stream().map(|r| r.map_err(|_| ()))), filter)
         }
-        Body::Stream { .. } => Outbound::Stream(req, None),
-        Body::AwsChunked { decoder, .. } => Outbound::Stream(req, Some(decoder)),
     };
     let mut created = false;
     loop {
@@ -100,12 +165,15 @@ async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) ->
     }
 }
 
+/// Body bytes arriving from the client or from a backend.
+type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, ()>>>>;
+
 /// A request body on its way to a backend.
 enum Outbound {
     /// Held in memory (small bodies), so it can be sent again.
     Bytes(Vec<u8>),
-    /// Streamed from the client, decoding aws-chunked framing when a decoder is given.
-    Stream(IncomingRequest, Option<Box<ChunkedDecoder>>),
+    /// Streamed (from the client, or another backend) through a filter that decodes and checks it.
+    Stream(ByteStream, BodyFilter),
 }
 
 /// Send a request and its body; returns the response and, for an in-memory body, the body again.
@@ -129,29 +197,24 @@ async fn send(
             pumped?;
             Ok((response.map_err(send_error)?, Some(bytes)))
         }
-        Outbound::Stream(req, decoder) => {
+        Outbound::Stream(mut stream, mut filter) => {
             let pump = Box::pin(async move {
-                let mut stream = req.into_body_stream();
-                let mut decoder = decoder;
                 let mut decoded = Vec::new();
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|_| client_body_error())?;
-                    let data = match decoder.as_mut() {
-                        Some(d) => {
-                            d.push(&chunk, &mut decoded)?;
-                            std::mem::take(&mut decoded)
-                        }
-                        None => chunk,
+                    let data = if filter.is_passthrough() {
+                        chunk
+                    } else {
+                        filter.push(&chunk, &mut decoded)?;
+                        std::mem::take(&mut decoded)
                     };
                     if !data.is_empty() {
                         sink.send(data).await.map_err(|e| body_error(&e))?;
                     }
                 }
-                if let Some(d) = decoder.as_mut() {
-                    d.finish(&mut decoded)?;
-                    if !decoded.is_empty() {
-                        sink.send(decoded).await.map_err(|e| body_error(&e))?;
-                    }
+                filter.finish(&mut decoded)?;
+                if !decoded.is_empty() {
+                    sink.send(decoded).await.map_err(|e| body_error(&e))?;
                 }
                 // Dropping the sink finishes the body; had fewer bytes than Content-Length been
                 // written (any error above), the runtime aborts the request instead.
@@ -175,23 +238,20 @@ async fn send(
     }
 }
 
-/// Read a whole (small) request body, decoding and verifying aws-chunked framing.
-async fn read_all(req: IncomingRequest, decoder: Option<Box<ChunkedDecoder>>) -> Result<Vec<u8>, S3Error> {
+/// Read a whole (small) request body through its filter, which decodes and checks it.
+async fn read_all(req: IncomingRequest, mut filter: BodyFilter, length: u64) -> Result<Vec<u8>, S3Error> {
     let mut stream = req.into_body_stream();
     let mut body = Vec::new();
-    let mut decoder = decoder;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| client_body_error())?;
-        match decoder.as_mut() {
-            Some(d) => d.push(&chunk, &mut body)?,
-            None => body.extend_from_slice(&chunk),
-        }
-        if body.len() > proxy::RETRY_BUFFER_LIMIT {
-            return Err(S3Error::new(ErrorCode::IncompleteBody, "the body is longer than Content-Length"));
+        filter.push(&chunk, &mut body)?;
+        if body.len() as u64 > length {
+            return Err(S3Error::new(ErrorCode::IncompleteBody, "the body is longer than its declared length"));
         }
     }
-    if let Some(d) = decoder.as_mut() {
-        d.finish(&mut body)?;
+    filter.finish(&mut body)?;
+    if body.len() as u64 != length {
+        return Err(client_body_error());
     }
     Ok(body)
 }
@@ -264,12 +324,11 @@ async fn respond(out: ResponseOutparam, answer: Answer, request_id: &str, head: 
         }
         Either::Right(backend) => {
             let mut stream = backend.take_body_stream();
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(data) if sink.send(data).await.is_ok() => {}
-                    // Backend or client went away mid-body: stop; the runtime sees the body is
-                    // shorter than its Content-Length and aborts the response rather than truncating it.
-                    _ => break,
+            // If the backend or the client goes away mid-body, stop: the runtime sees the body is
+            // shorter than its Content-Length and aborts the response rather than truncating it.
+            while let Some(Ok(data)) = stream.next().await {
+                if sink.send(data).await.is_err() {
+                    break;
                 }
             }
         }

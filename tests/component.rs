@@ -21,7 +21,6 @@ const AWKWARD_KEYS: &[&str] = &[
     "equals=sign/a=b/c",
     "tilde~/~x/y~",
     "double//slash/file",
-    "trailing/slash/",
     "a/b/c/d/e/f",
     "semi;colon/comma,/and&amp/q?mark",
     "star*/paren(1)/bang!'quote",
@@ -167,7 +166,8 @@ async fn bad_configuration_is_a_500_xml_error_naming_the_variable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_s3_errors_and_never_trap() {
-    let h = Harness::start(&SHARDS).await;
+    // Anonymous, so the raw requests reach the parser instead of stopping at authentication.
+    let h = Harness::start_with(&SHARDS, &[("allow_anonymous", "true")]).await;
     let long_key = format!("GET /proxy-bucket/{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "k".repeat(1100));
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (b"GET /proxy-bucket/bad%zzescape HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 400, "InvalidArgument"),

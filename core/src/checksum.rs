@@ -48,13 +48,17 @@ impl ChecksumAlgorithm {
     /// Parse an algorithm name such as `CRC32` or `crc64nvme` (case-insensitive).
     pub fn from_name(name: &str) -> Option<ChecksumAlgorithm> {
         let name = name.trim();
-        Self::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
     }
 
     /// Parse a header name such as `x-amz-checksum-crc32` (case-insensitive).
     pub fn from_header_name(name: &str) -> Option<ChecksumAlgorithm> {
         let name = name.trim();
-        Self::ALL.into_iter().find(|a| a.header_name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|a| a.header_name().eq_ignore_ascii_case(name))
     }
 
     /// Length in bytes of the raw digest.
@@ -183,7 +187,9 @@ pub struct Checksummer {
 
 impl fmt::Debug for Checksummer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Checksummer").field("algorithm", &self.algorithm).finish_non_exhaustive()
+        f.debug_struct("Checksummer")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
     }
 }
 
@@ -264,7 +270,7 @@ fn base64_value(c: u8) -> Option<u32> {
 /// Decode standard padded base64; `None` on any invalid character, length or padding.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let quads = bytes.len() / 4;
@@ -303,9 +309,18 @@ mod tests {
     #[test]
     fn crc_check_values() {
         let d = b"123456789";
-        assert_eq!(digest(ChecksumAlgorithm::Crc32, d), 0xCBF4_3926u32.to_be_bytes());
-        assert_eq!(digest(ChecksumAlgorithm::Crc32c, d), 0xE306_9283u32.to_be_bytes());
-        assert_eq!(digest(ChecksumAlgorithm::Crc64Nvme, d), 0xAE8B_1486_0A79_9888u64.to_be_bytes());
+        assert_eq!(
+            digest(ChecksumAlgorithm::Crc32, d),
+            0xCBF4_3926u32.to_be_bytes()
+        );
+        assert_eq!(
+            digest(ChecksumAlgorithm::Crc32c, d),
+            0xE306_9283u32.to_be_bytes()
+        );
+        assert_eq!(
+            digest(ChecksumAlgorithm::Crc64Nvme, d),
+            0xAE8B_1486_0A79_9888u64.to_be_bytes()
+        );
     }
 
     #[test]
@@ -318,7 +333,10 @@ mod tests {
         assert_eq!(b64(ChecksumAlgorithm::Crc32c), "AAAAAA==");
         assert_eq!(b64(ChecksumAlgorithm::Crc64Nvme), "AAAAAAAAAAA=");
         assert_eq!(b64(ChecksumAlgorithm::Sha1), "2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
-        assert_eq!(b64(ChecksumAlgorithm::Sha256), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+        assert_eq!(
+            b64(ChecksumAlgorithm::Sha256),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
     }
 
     #[test]
@@ -335,7 +353,9 @@ mod tests {
 
     #[test]
     fn incremental_equals_one_shot_for_every_split() {
-        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(31) ^ (i >> 3)) as u8).collect();
+        let data: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(31) ^ (i >> 3)) as u8)
+            .collect();
         for alg in ChecksumAlgorithm::ALL {
             let whole = digest(alg, &data);
             assert_eq!(whole.len(), alg.digest_len());
@@ -368,16 +388,28 @@ mod tests {
     fn names_round_trip() {
         for alg in ChecksumAlgorithm::ALL {
             assert_eq!(ChecksumAlgorithm::from_name(alg.name()), Some(alg));
-            assert_eq!(ChecksumAlgorithm::from_header_name(alg.header_name()), Some(alg));
+            assert_eq!(
+                ChecksumAlgorithm::from_header_name(alg.header_name()),
+                Some(alg)
+            );
         }
-        assert_eq!(ChecksumAlgorithm::from_name("crc32c"), Some(ChecksumAlgorithm::Crc32c));
+        assert_eq!(
+            ChecksumAlgorithm::from_name("crc32c"),
+            Some(ChecksumAlgorithm::Crc32c)
+        );
         assert_eq!(
             ChecksumAlgorithm::from_header_name("X-Amz-Checksum-CRC64NVME"),
             Some(ChecksumAlgorithm::Crc64Nvme)
         );
         assert_eq!(ChecksumAlgorithm::from_name("MD5"), None);
-        assert_eq!(ChecksumAlgorithm::from_header_name("x-amz-checksum-md5"), None);
-        assert_eq!(ChecksumAlgorithm::from_header_name("x-amz-checksum-algorithm"), None);
+        assert_eq!(
+            ChecksumAlgorithm::from_header_name("x-amz-checksum-md5"),
+            None
+        );
+        assert_eq!(
+            ChecksumAlgorithm::from_header_name("x-amz-checksum-algorithm"),
+            None
+        );
     }
 
     #[test]
@@ -401,7 +433,9 @@ mod tests {
 
     #[test]
     fn base64_rejects_malformed() {
-        for bad in ["Zg=", "Zg", "Z===", "Zm9v=", "Zg==Zg==", "Zm9v\n", "Zm 9", "Zm-_", "====", "é123"] {
+        for bad in [
+            "Zg=", "Zg", "Z===", "Zm9v=", "Zg==Zg==", "Zm9v\n", "Zm 9", "Zm-_", "====", "é123",
+        ] {
             assert_eq!(base64_decode(bad), None, "{bad:?}");
         }
     }

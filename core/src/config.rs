@@ -1,7 +1,7 @@
 //! Proxy configuration read from Spin variables and validated, with errors that say what to fix.
 //!
 //! Variables: `buckets` (required), `endpoint` (required), `use_ssl`, `region`, `access_key_id`,
-//! `secret_access_key` and `virtual_bucket`. Values are trimmed; an empty value counts as unset.
+//! `secret_access_key`, `virtual_bucket`, and for clients `client_credentials` and `allow_anonymous`. Values are trimmed; an empty value counts as unset.
 //! The virtual bucket may share a name with a backend bucket: clients only ever see the virtual one.
 
 use std::collections::HashSet;
@@ -29,6 +29,21 @@ pub struct Config {
     pub secret_access_key: String,
     /// The single bucket name clients address.
     pub virtual_bucket: String,
+    /// Access key id → secret of the clients allowed in (SigV4-verified). Never printed by `Debug`.
+    pub client_credentials: Vec<(String, String)>,
+    /// What unsigned requests may do.
+    pub anonymous: Anonymous,
+}
+
+/// What requests without a signature may do (`allow_anonymous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anonymous {
+    /// Refused with AccessDenied (the default).
+    Denied,
+    /// GET and HEAD only.
+    ReadOnly,
+    /// Everything (Tempo's documented setup with empty keys, behind a private network).
+    Allowed,
 }
 
 /// URL scheme of the backend endpoint.
@@ -106,6 +121,11 @@ impl fmt::Debug for Config {
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &secret)
             .field("virtual_bucket", &self.virtual_bucket)
+            .field(
+                "client_access_keys",
+                &self.client_credentials.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            )
+            .field("anonymous", &self.anonymous)
             .finish()
     }
 }
@@ -140,13 +160,85 @@ impl Config {
             )
         })?;
 
-        Ok(Config { buckets, endpoint, region, access_key_id, secret_access_key, virtual_bucket })
+        let client_credentials = parse_client_credentials(value("client_credentials"))?;
+        let anonymous = match value("allow_anonymous").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("false" | "no" | "0") => Anonymous::Denied,
+            Some("true" | "yes" | "1") => Anonymous::Allowed,
+            Some("read-only" | "readonly") => Anonymous::ReadOnly,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "allow_anonymous",
+                    format!("{other:?} is not one of false, true, read-only"),
+                ))
+            }
+        };
+        if client_credentials.is_empty() && anonymous != Anonymous::Allowed {
+            return Err(ConfigError::new(
+                "client_credentials",
+                "no client credentials are set and allow_anonymous is not true, so no request could be served; \
+                 set client_credentials to ACCESS_KEY:SECRET pairs (comma-separated) for the clients, \
+                 or set allow_anonymous=true to serve unsigned requests from anyone",
+            ));
+        }
+
+        Ok(Config {
+            buckets,
+            endpoint,
+            region,
+            access_key_id,
+            secret_access_key,
+            virtual_bucket,
+            client_credentials,
+            anonymous,
+        })
+    }
+
+    /// The secret of a client access key, if it is one of `client_credentials`.
+    pub fn client_secret(&self, access_key_id: &str) -> Option<String> {
+        self.client_credentials.iter().find(|(k, _)| k == access_key_id).map(|(_, s)| s.clone())
     }
 
     /// Whether backend requests are signed (both credentials set).
     pub fn has_backend_credentials(&self) -> bool {
         !self.access_key_id.is_empty() && !self.secret_access_key.is_empty()
     }
+}
+
+/// `client_credentials`: `AK:SECRET` pairs separated by commas, or a JSON object `{"AK": "SECRET"}`.
+fn parse_client_credentials(raw: Option<String>) -> Result<Vec<(String, String)>, ConfigError> {
+    const VAR: &str = "client_credentials";
+    let Some(raw) = raw else { return Ok(vec![]) };
+    let pairs: Vec<(String, String)> = if raw.starts_with('{') {
+        let map: std::collections::BTreeMap<String, String> = serde_json::from_str(&raw).map_err(|_| {
+            ConfigError::new(VAR, "is not a JSON object of access key id to secret (or AK:SECRET,AK2:SECRET2)")
+        })?;
+        map.into_iter().collect()
+    } else {
+        let mut out = vec![];
+        for (i, pair) in raw.split(',').enumerate() {
+            let (k, v) = pair.trim().split_once(':').ok_or_else(|| {
+                ConfigError::new(VAR, format!("entry #{} is not ACCESS_KEY:SECRET", i + 1))
+            })?;
+            out.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        out
+    };
+    let mut seen = HashSet::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if k.is_empty() || v.is_empty() {
+            return Err(ConfigError::new(VAR, format!("entry #{} has an empty access key or secret", i + 1)));
+        }
+        if !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(ConfigError::new(
+                VAR,
+                format!("access key #{} may contain only letters, digits, '-', '_' and '.'", i + 1),
+            ));
+        }
+        if !seen.insert(k.as_str()) {
+            return Err(ConfigError::new(VAR, format!("access key {k:?} is listed twice")));
+        }
+    }
+    Ok(pairs)
 }
 
 /// Checks the S3 bucket naming rules; the error says which rule is broken.
@@ -315,7 +407,11 @@ mod tests {
     }
 
     fn with_base(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        let mut vars = vec![("buckets", "shard1,shard2"), ("endpoint", "http://127.0.0.1:9000")];
+        let mut vars = vec![
+            ("buckets", "shard1,shard2"),
+            ("endpoint", "http://127.0.0.1:9000"),
+            ("client_credentials", "client:client-secret"),
+        ];
         for (k, v) in extra {
             vars.retain(|(name, _)| name != k);
             vars.push((k, v));
@@ -530,5 +626,26 @@ mod tests {
             "proxy misconfigured: invalid Spin variable 'buckets': duplicate bucket name \"abc\"; list each backend bucket once"
         );
         assert!(!s3.message.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn client_credentials_and_anonymous_mode() {
+        let c = ok(&[("client_credentials", "ak1:s1, ak2:s2")]);
+        assert_eq!(c.client_secret("ak2").as_deref(), Some("s2"));
+        assert_eq!(c.client_secret("ak3"), None);
+        assert_eq!(c.anonymous, Anonymous::Denied);
+        let c = ok(&[("client_credentials", r#"{"ak1": "s1"}"#), ("allow_anonymous", "read-only")]);
+        assert_eq!(c.client_secret("ak1").as_deref(), Some("s1"));
+        assert_eq!(c.anonymous, Anonymous::ReadOnly);
+        let c = ok(&[("client_credentials", ""), ("allow_anonymous", "true")]);
+        assert!(c.client_credentials.is_empty());
+        assert!(!format!("{c:?}").contains("client-secret"));
+
+        let e = fails(&[("client_credentials", "")], "client_credentials");
+        assert!(e.contains("allow_anonymous=true"), "{e}");
+        fails(&[("client_credentials", "nocolon")], "client_credentials");
+        fails(&[("client_credentials", "a:1,a:2")], "client_credentials");
+        fails(&[("client_credentials", "a b:1")], "client_credentials");
+        fails(&[("allow_anonymous", "sometimes")], "allow_anonymous");
     }
 }

@@ -7,9 +7,11 @@ pub mod backend;
 pub mod checksum;
 pub mod chunked;
 pub mod config;
+pub mod copy;
+pub mod delete;
 pub mod error;
 pub mod listing;
-// pub mod proxy; (enabled once chunked lands)
+pub mod proxy;
 pub mod ring;
 pub mod route;
 pub mod sigv4;

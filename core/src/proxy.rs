@@ -2,7 +2,7 @@
 
 use crate::backend::{self, BackendRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use crate::chunked::ChunkedDecoder;
-use crate::config::Config;
+use crate::config::{Anonymous, Config};
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::listing::{ListRequest, Merger};
 use crate::ring::Ring;
@@ -50,11 +50,8 @@ impl Reply {
 pub enum Body {
     /// No body is sent.
     Empty,
-    /// The body streams through unchanged; `length` bytes (the backend gets this Content-Length).
-    Stream { length: u64 },
-    /// The client sent `aws-chunked` framing: decode it (verifying chunk signatures and trailing
-    /// checksums) and send the backend the `length` decoded bytes.
-    AwsChunked { decoder: Box<ChunkedDecoder>, length: u64 },
+    /// `length` bytes (the backend's Content-Length) stream through `filter`.
+    Stream { length: u64, filter: BodyFilter },
 }
 
 impl Body {
@@ -62,9 +59,71 @@ impl Body {
     pub fn length(&self) -> u64 {
         match self {
             Body::Empty => 0,
-            Body::Stream { length } | Body::AwsChunked { length, .. } => *length,
+            Body::Stream { length, .. } => *length,
         }
     }
+}
+
+/// What the proxy checks on a streamed body before the backend may see all of it. Every filter
+/// but `Passthrough` withholds the last byte until [`BodyFilter::finish`] succeeds, so a body that
+/// fails its check never reaches the backend complete and is never stored.
+#[derive(Debug)]
+pub enum BodyFilter {
+    /// Bytes go through unchanged.
+    Passthrough,
+    /// The client signed this SHA-256 of the body (`x-amz-content-sha256`).
+    Sha256 { expected: String, hasher: sha2::Sha256, held: Option<u8> },
+    /// `aws-chunked` framing: decoded, chunk signatures and trailing checksum verified.
+    AwsChunked(Box<ChunkedDecoder>),
+}
+
+impl BodyFilter {
+    pub fn is_passthrough(&self) -> bool {
+        matches!(self, BodyFilter::Passthrough)
+    }
+
+    /// Feed received bytes; appends what may be forwarded now to `out`.
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> S3Result<()> {
+        use sha2::Digest;
+        match self {
+            BodyFilter::Passthrough => out.extend_from_slice(input),
+            BodyFilter::Sha256 { hasher, held, .. } => {
+                let Some((&last, rest)) = input.split_last() else { return Ok(()) };
+                hasher.update(input);
+                out.extend(held.take());
+                out.extend_from_slice(rest);
+                *held = Some(last);
+            }
+            BodyFilter::AwsChunked(decoder) => decoder.push(input, out)?,
+        }
+        Ok(())
+    }
+
+    /// At the end of the body: check it, then release what was withheld into `out`.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> S3Result<()> {
+        use sha2::Digest;
+        match self {
+            BodyFilter::Passthrough => {}
+            BodyFilter::Sha256 { expected, hasher, held } => {
+                let actual = hex(&hasher.clone().finalize());
+                if !sigv4::constant_time_eq(actual.as_bytes(), expected.to_ascii_lowercase().as_bytes()) {
+                    return Err(S3Error::new(
+                        ErrorCode::XAmzContentSHA256Mismatch,
+                        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                    ));
+                }
+                out.extend(held.take());
+            }
+            BodyFilter::AwsChunked(decoder) => {
+                decoder.finish(out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One call to the shard that owns a key.
@@ -83,6 +142,10 @@ pub enum Plan {
     Reply(Reply),
     Forward(Forward),
     List(Box<Merger>),
+    /// DeleteObjects: read the (small) body, then [`crate::delete::plan`] splits it by shard.
+    DeleteObjects(Body),
+    /// A copy between two shards: read from one, write to the other.
+    StreamedCopy(Box<crate::copy::StreamedCopy>),
 }
 
 /// Everything a request is decided against: configuration, the ring and the clock.
@@ -119,13 +182,58 @@ impl Proxy {
                 let merger = Merger::new(req, self.cfg.buckets.len(), &self.token_key())?;
                 Ok(Plan::List(Box::new(merger)))
             }
-            Operation::ListMultipartUploads | Operation::DeleteObjects => {
-                Err(S3Error::not_implemented(route.op.name()))
+            Operation::DeleteObjects => {
+                let body = request_body(&route.op, parts, payload)?;
+                if body.length() > crate::delete::MAX_DELETE_BODY as u64 {
+                    return Err(S3Error::new(ErrorCode::MalformedXML, "the Delete request body is too large"));
+                }
+                Ok(Plan::DeleteObjects(body))
             }
+            Operation::ListMultipartUploads => Err(S3Error::not_implemented(route.op.name())),
             Operation::CopyObject { .. } | Operation::UploadPartCopy { .. } => {
-                Err(S3Error::not_implemented(route.op.name()))
+                match self.plan_copy(parts, &route, now_unix)? {
+                    crate::copy::CopyPlan::ServerSide { shard, request } => {
+                        Ok(Plan::Forward(Forward { op: route.op, shard, request, body: Body::Empty }))
+                    }
+                    crate::copy::CopyPlan::Streamed(copy) => Ok(Plan::StreamedCopy(Box::new(copy))),
+                }
             }
             _ => self.forward(parts, route, payload, now_unix).map(Plan::Forward),
+        }
+    }
+
+    /// Check the request's SigV4 signature (header or presigned URL) against the client credentials,
+    /// or admit it as anonymous where configuration allows; returns how its body must be checked.
+    pub fn authenticate(&self, parts: &RequestParts, now_unix: u64) -> S3Result<PayloadMode> {
+        let content_sha = header(&parts.headers, "x-amz-content-sha256");
+        if self.cfg.client_credentials.is_empty() {
+            // Anonymous mode without client keys: any signature (Tempo's empty keys, or a client's
+            // own) is accepted as anonymous, so there is nothing to verify against.
+            return Ok(sigv4::payload_mode_unauthenticated(content_sha));
+        }
+        let req = sigv4::InboundRequest {
+            method: &parts.method,
+            raw_path: &parts.raw_path,
+            raw_query: &parts.raw_query,
+            headers: &parts.headers,
+        };
+        match sigv4::verify(&req, now_unix, &|ak| self.cfg.client_secret(ak), &self.cfg.region)? {
+            sigv4::Verified::Signed { payload, .. } => Ok(payload),
+            sigv4::Verified::Anonymous => {
+                let read = matches!(parts.method.as_str(), "GET" | "HEAD");
+                match self.cfg.anonymous {
+                    Anonymous::Allowed => Ok(sigv4::payload_mode_unauthenticated(content_sha)),
+                    Anonymous::ReadOnly if read => Ok(sigv4::payload_mode_unauthenticated(content_sha)),
+                    Anonymous::ReadOnly => Err(S3Error::new(
+                        ErrorCode::AccessDenied,
+                        "Access Denied: anonymous requests may only read; sign the request with client credentials",
+                    )),
+                    Anonymous::Denied => Err(S3Error::new(
+                        ErrorCode::AccessDenied,
+                        "Access Denied: sign the request with SigV4 client credentials (anonymous access is disabled)",
+                    )),
+                }
+            }
         }
     }
 
@@ -154,7 +262,7 @@ impl Proxy {
         let body = request_body(&route.op, parts, payload)?;
         let payload_hash = match &body {
             Body::Empty => EMPTY_SHA256,
-            Body::AwsChunked { .. } => UNSIGNED_PAYLOAD,
+            Body::Stream { filter: BodyFilter::AwsChunked(_), .. } => UNSIGNED_PAYLOAD,
             Body::Stream { .. } => backend::reusable_payload_hash(&parts.headers),
         };
         let mut headers = backend::forward_request_headers(&parts.headers);
@@ -214,6 +322,7 @@ fn request_body(op: &Operation, parts: &RequestParts, payload: PayloadMode) -> S
             | Operation::UploadPart { .. }
             | Operation::PutObjectTagging { .. }
             | Operation::CompleteMultipartUpload { .. }
+            | Operation::DeleteObjects
     );
     if !takes_body {
         return Ok(Body::Empty);
@@ -248,23 +357,23 @@ fn request_body(op: &Operation, parts: &RequestParts, payload: PayloadMode) -> S
             ),
         ));
     }
-    if !streaming {
-        return Ok(Body::Stream { length });
-    }
-    let trailer = header(&parts.headers, "x-amz-trailer")
-        .map(|t| {
-            crate::checksum::ChecksumAlgorithm::from_header_name(t.trim()).ok_or_else(|| {
-                S3Error::invalid_argument(format!("unsupported x-amz-trailer: {t:?}"))
+    let filter = if streaming {
+        let trailer = header(&parts.headers, "x-amz-trailer")
+            .map(|t| {
+                crate::checksum::ChecksumAlgorithm::from_header_name(t.trim()).ok_or_else(|| {
+                    S3Error::invalid_argument(format!("unsupported x-amz-trailer: {t:?}"))
+                })
             })
-        })
-        .transpose()?;
-    let (signer, signed_trailer) = match payload {
-        PayloadMode::StreamingSigned(s) => (Some(s), false),
-        PayloadMode::StreamingSignedTrailer(s) => (Some(s), true),
-        _ => (None, false),
+            .transpose()?;
+        let decoder = ChunkedDecoder::for_payload(&payload, trailer, Some(length))
+            .unwrap_or_else(|| ChunkedDecoder::new(None, false, trailer, Some(length)));
+        BodyFilter::AwsChunked(Box::new(decoder))
+    } else if let PayloadMode::Sha256(expected) = payload {
+        BodyFilter::Sha256 { expected, hasher: Default::default(), held: None }
+    } else {
+        BodyFilter::Passthrough
     };
-    let decoder = ChunkedDecoder::new(signer, signed_trailer, trailer, Some(length));
-    Ok(Body::AwsChunked { decoder: Box::new(decoder), length })
+    Ok(Body::Stream { length, filter })
 }
 
 /// Whether a backend status is a success the client should see as-is (with the body streamed).
@@ -291,6 +400,19 @@ pub fn backend_error(status: u16, body: &[u8]) -> S3Error {
         s => ErrorCode::Other { code: "BadRequest".into(), status: s },
     };
     S3Error::new(code, format!("the backend answered HTTP {status}"))
+}
+
+/// The error a copy gets when reading its source failed: the source's conditions failing is a 412
+/// (S3 answers failed `x-amz-copy-source-if-*` that way), a missing bucket a missing key.
+pub fn copy_source_error(status: u16, body: &[u8]) -> S3Error {
+    if status == 304 || status == 412 {
+        return S3Error::new(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold");
+    }
+    let err = backend_error(status, body);
+    if err.code == ErrorCode::NoSuchBucket {
+        return S3Error::new(ErrorCode::NoSuchKey, "The specified copy source key does not exist.");
+    }
+    err
 }
 
 /// What to do when the owning backend bucket does not exist.
@@ -364,5 +486,19 @@ impl Proxy {
         let out = merger.finish(&self.cfg.virtual_bucket);
         let body = if out.v2 { xml::list_objects_v2(&out) } else { xml::list_objects_v1(&out) };
         Reply::xml(200, body)
+    }
+}
+
+impl Proxy {
+    /// The POST ?delete a shard receives for its part of a DeleteObjects batch.
+    pub fn delete_request(&self, part: &crate::delete::ShardBatch, now_unix: u64) -> BackendRequest {
+        let headers = vec![
+            ("content-md5".to_string(), part.content_md5.clone()),
+            ("content-length".to_string(), part.body.len().to_string()),
+            ("content-type".to_string(), "application/xml".to_string()),
+        ];
+        let query = [("delete".to_string(), String::new())];
+        let hash = sigv4::sha256_hex(&part.body);
+        backend::request(&self.cfg, "POST", &self.cfg.buckets[part.shard], None, &query, headers, &hash, now_unix)
     }
 }

@@ -584,6 +584,28 @@ pub fn parse_delete_result(body: &[u8]) -> Result<(Vec<DeletedEntry>, Vec<Delete
     Ok((deleted, errors))
 }
 
+/// A `<Tagging><TagSet><Tag><Key/><Value/></Tag>…` document (at most 50 tags, as S3) as pairs.
+pub fn parse_tagging(body: &[u8]) -> Result<Vec<(String, String)>, S3Error> {
+    let root = parse_tree(body).ok_or_else(malformed_xml)?;
+    let set = if root.name == "Tagging" { root.child("TagSet").ok_or_else(malformed_xml)? } else { return Err(malformed_xml()) };
+    let tags: Vec<(String, String)> = set
+        .all("Tag")
+        .map(|t| Ok((t.text_of("Key").ok_or_else(malformed_xml)?.to_string(), t.text_of("Value").unwrap_or("").to_string())))
+        .collect::<Result<_, S3Error>>()?;
+    if tags.len() > 50 {
+        return Err(S3Error::new(ErrorCode::InvalidArgument, "Object tags cannot be greater than 50"));
+    }
+    Ok(tags)
+}
+
+/// Tags in the `x-amz-tagging` header form: `k1=v1&k2=v2`, URL-encoded.
+pub fn tagging_header(tags: &[(String, String)]) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{}={}", crate::sigv4::uri_encode(k, true), crate::sigv4::uri_encode(v, true)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A client's CompleteMultipartUpload body: at least one part, part numbers 1..=10000 in
 /// ascending order (`InvalidPartOrder` otherwise, as S3).
 pub fn parse_complete_multipart(body: &[u8]) -> Result<Vec<CompletedPart>, S3Error> {
@@ -865,6 +887,15 @@ mod tests {
         assert_eq!(parse_delete_result(q.as_bytes()).unwrap(), (vec![], errors));
         assert!(parse_delete_result(b"<Error/>").is_err());
         assert!(parse_delete_result(b"<DeleteResult><Deleted/></DeleteResult>").is_err());
+    }
+
+    #[test]
+    fn tagging_documents() {
+        let doc = br#"<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet><Tag><Key>a b</Key><Value>1&amp;2</Value></Tag><Tag><Key>c</Key><Value></Value></Tag></TagSet></Tagging>"#;
+        let tags = parse_tagging(doc).unwrap();
+        assert_eq!(tags, vec![("a b".to_string(), "1&2".to_string()), ("c".to_string(), String::new())]);
+        assert_eq!(tagging_header(&tags), "a%20b=1%262&c=");
+        assert_eq!(parse_tagging(b"<Tagging>").unwrap_err().code, ErrorCode::MalformedXML);
     }
 
     #[test]

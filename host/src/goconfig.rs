@@ -38,6 +38,8 @@ impl GoConfig {
         vars.insert("use_ssl".into(), self.use_ssl.to_string());
         vars.insert("access_key_id".into(), self.access_key_id.clone());
         vars.insert("secret_access_key".into(), self.secret_access_key.clone());
+        // The Go proxy had no client authentication: keep it open, as it was (the runner says so).
+        vars.insert("allow_anonymous".into(), "true".into());
         if let Some(region) = self.region.as_ref().filter(|r| !r.is_empty()) {
             vars.insert("region".into(), region.clone());
         }

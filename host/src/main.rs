@@ -110,6 +110,8 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
         vars.insert("endpoint".into(), backend.endpoint());
         vars.insert("access_key_id".into(), LOCAL_ACCESS_KEY.into());
         vars.insert("secret_access_key".into(), LOCAL_SECRET_KEY.into());
+        vars.insert("client_credentials".into(), format!("{LOCAL_ACCESS_KEY}:{LOCAL_SECRET_KEY}"));
+        vars.insert("allow_anonymous".into(), "true".into());
         println!("local S3 backends: {} with buckets {} (data in {})", backend.endpoint(), LOCAL_BUCKETS.join(", "), args.data.display());
         _backend = backend;
     }
@@ -124,6 +126,9 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
     let (addr, server) = host.bind(listen).await?;
     let bucket = vars.get("virtual_bucket").cloned().unwrap_or_else(|| "proxy-bucket".into());
     println!("tempo-s3-shard component {} serving bucket '{bucket}' on http://{addr}", wasm.display());
+    if vars.get("allow_anonymous").is_some_and(|v| v == "true") {
+        println!("WARNING: anonymous access is ENABLED: unsigned requests may read and write (set --var allow_anonymous=false to require signatures)");
+    }
     if args.config.is_none() {
         println!(
             "\nTry it:\n  export AWS_ACCESS_KEY_ID={LOCAL_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={LOCAL_SECRET_KEY} AWS_DEFAULT_REGION=us-east-1\n  \

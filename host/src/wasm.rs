@@ -36,6 +36,7 @@ fn build() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(path));
     }
     let ws = workspace_dir();
+    ensure_wasm_target(&ws)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&ws)
@@ -53,4 +54,26 @@ fn build() -> anyhow::Result<PathBuf> {
         bail!("the component build did not produce {}", path.display());
     }
     Ok(path)
+}
+
+/// rustup installs rust-toolchain.toml's targets only with a fresh toolchain: add the wasm target to
+/// an existing one, so a fresh clone needs no manual `rustup` step.
+fn ensure_wasm_target(ws: &Path) -> anyhow::Result<()> {
+    let sysroot = Command::new("rustc").current_dir(ws).args(["--print", "sysroot"]).output();
+    let installed = match sysroot {
+        Ok(out) => Path::new(String::from_utf8_lossy(&out.stdout).trim()).join("lib/rustlib/wasm32-wasip2").exists(),
+        Err(_) => false,
+    };
+    if installed {
+        return Ok(());
+    }
+    let status = Command::new("rustup")
+        .current_dir(ws)
+        .args(["target", "add", "wasm32-wasip2"])
+        .status()
+        .context("the wasm32-wasip2 target is missing and rustup is not available to add it")?;
+    if !status.success() {
+        bail!("`rustup target add wasm32-wasip2` failed");
+    }
+    Ok(())
 }

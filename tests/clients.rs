@@ -1,0 +1,213 @@
+//! Real S3 clients against the real component: minio-go replaying Grafana Tempo's S3 calls (signed
+//! with chunked uploads, and anonymous), boto3, and the aws CLI. Each client program lives in
+//! tests/clients/ and checks every answer itself; here it runs against a fresh harness and must exit 0.
+//!
+//! Needs: `go` with minio-go v7 in GOPATH mode (Debian/Ubuntu:
+//! `apt-get install golang-go golang-github-minio-minio-go-v7-dev`), python3 with boto3, and the aws CLI
+//! (`pip install boto3 awscli`). A missing tool fails the test with what to install; nothing is skipped.
+
+mod common;
+
+use common::{Harness, VIRTUAL_BUCKET};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tempo_s3_shard_host::backends::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+use tempo_s3_shard_host::wasm::workspace_dir;
+
+const SHARDS: [&str; 3] = ["shard1", "shard2", "shard3"];
+
+/// Client programs get this long before they are killed and the test fails.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(900);
+
+const GO_INSTALL: &str = "apt-get install golang-go golang-github-minio-minio-go-v7-dev";
+const MINIO_GO_PKG: &str = "src/github.com/minio/minio-go/v7";
+
+fn clients_dir() -> PathBuf {
+    workspace_dir().join("tests/clients")
+}
+
+/// `client_credentials` granting the local keys, as the lead's default harness would.
+fn client_credentials() -> String {
+    format!("{LOCAL_ACCESS_KEY}:{LOCAL_SECRET_KEY}")
+}
+
+async fn harness(extra: &[(&str, &str)]) -> Harness {
+    let creds = client_credentials();
+    let mut vars = vec![("client_credentials", creds.as_str())];
+    vars.extend_from_slice(extra);
+    Harness::start_with(&SHARDS, &vars).await
+}
+
+/// The GOPATH holding minio-go v7: $GOPATH if it has it, else Debian's /usr/share/gocode.
+fn gopath() -> PathBuf {
+    let candidates: Vec<PathBuf> = std::env::var_os("GOPATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/share/gocode")])
+        .collect();
+    candidates.iter().find(|p| p.join(MINIO_GO_PKG).is_dir()).cloned().unwrap_or_else(|| {
+        panic!(
+            "minio-go v7 is not installed (looked for {MINIO_GO_PKG} under {}); install it with: {GO_INSTALL}",
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// Build tests/clients/tempo_replay.go once per test run into target/clients/tempo_replay.
+fn tempo_replay_binary() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        match std::process::Command::new("go").arg("version").output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => return Err(format!("`go version` failed ({}); install Go with: {GO_INSTALL}", out.status)),
+            Err(e) => return Err(format!("`go` is not installed ({e}); install it with: {GO_INSTALL}")),
+        }
+        let gopath = gopath();
+        let out_dir = workspace_dir().join("target/clients");
+        std::fs::create_dir_all(&out_dir).map_err(|e| format!("create {}: {e}", out_dir.display()))?;
+        let bin = out_dir.join("tempo_replay");
+        let out = std::process::Command::new("go")
+            .current_dir(workspace_dir())
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg("tests/clients/tempo_replay.go")
+            .env("GO111MODULE", "off")
+            .env("GOPATH", &gopath)
+            .env("GOCACHE", out_dir.join("go-build-cache"))
+            .env("GOFLAGS", "")
+            .output()
+            .map_err(|e| format!("run go build: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "go build of tests/clients/tempo_replay.go failed ({}), GOPATH={} (needs: {GO_INSTALL}):\n{}{}",
+                out.status,
+                gopath.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(bin)
+    })
+    .clone()
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Run a client to completion; panic with its output unless it exits 0. Returns its stdout.
+async fn run_client(what: &str, mut cmd: tokio::process::Command) -> String {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
+    let out = match tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output()).await {
+        Ok(out) => out.unwrap_or_else(|e| panic!("{what}: waiting for it: {e}")),
+        Err(_) => panic!("{what}: did not finish within {CLIENT_TIMEOUT:?} (killed)"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}) against the proxy\n----- stdout -----\n{stdout}\n----- stderr -----\n{stderr}",
+        out.status
+    );
+    eprintln!("{what}: {}", stdout.lines().last().unwrap_or("(no output)"));
+    if !stderr.trim().is_empty() {
+        eprintln!("{what} stderr:\n{stderr}");
+    }
+    stdout
+}
+
+fn host_port(h: &Harness) -> String {
+    h.proxy.to_string()
+}
+
+/// Run the Tempo replay; then check, directly on the backends, that a sample of what it wrote sits
+/// only on its ring owner and that the block it deleted is gone from every shard.
+async fn tempo_replay(h: &Harness, keys: Option<(&str, &str)>, name: &str) {
+    let bin = tempo_replay_binary();
+    let manifest = common::temp_dir(name).join("manifest.txt");
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.args(["-endpoint", &host_port(h), "-bucket", VIRTUAL_BUCKET, "-tenants", "3", "-blocks", "4", "-manifest"])
+        .arg(&manifest);
+    if let Some((ak, sk)) = keys {
+        cmd.args(["-access-key", ak, "-secret-key", sk]);
+    }
+    run_client(name, cmd).await;
+
+    let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{name}: no manifest {}: {e}", manifest.display()));
+    let entries: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once(' ')).collect();
+    let present: Vec<&str> = entries.iter().filter(|(s, _)| *s == "present").map(|(_, k)| *k).collect();
+    let deleted: Vec<&str> = entries.iter().filter(|(s, _)| *s == "deleted").map(|(_, k)| *k).collect();
+    assert!(present.len() > 40 && !deleted.is_empty(), "{name}: manifest too small: {} present, {} deleted", present.len(), deleted.len());
+    let mut owners = std::collections::BTreeSet::new();
+    for key in present.iter().step_by(4).chain(present.iter().filter(|k| k.ends_with("data.parquet"))) {
+        let owner = h.owner(key);
+        assert_eq!(h.holders(key).await, vec![owner.clone()], "{name}: {key} must be stored only on its ring owner");
+        owners.insert(owner);
+    }
+    assert!(owners.len() > 1, "{name}: all sampled keys on {owners:?}: blocks should spread over the shards");
+    for key in &deleted {
+        assert!(h.holders(key).await.is_empty(), "{name}: deleted {key} is still on {:?}", h.holders(key).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn minio_go_tempo_replay_signed_with_chunked_uploads() {
+    let h = harness(&[]).await;
+    tempo_replay(&h, Some((LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY)), "tempo_replay (signed)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn minio_go_tempo_replay_anonymous() {
+    // Tempo with empty access and secret keys sends unsigned requests.
+    let h = harness(&[("allow_anonymous", "true")]).await;
+    tempo_replay(&h, None, "tempo_replay (anonymous)").await;
+}
+
+fn python_with_boto3() -> &'static str {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import boto3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "python3 with boto3 is needed: pip install boto3");
+    "python3"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn boto3_flow() {
+    let h = harness(&[]).await;
+    let mut cmd = tokio::process::Command::new(python_with_boto3());
+    cmd.arg(clients_dir().join("boto3_flow.py"))
+        .args(["--endpoint", &h.proxy_url(), "--bucket", VIRTUAL_BUCKET])
+        .env("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    run_client("boto3_flow", cmd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn awscli_flow() {
+    let aws = std::process::Command::new("aws").arg("--version").output();
+    assert!(
+        matches!(&aws, Ok(o) if o.status.success()),
+        "the aws CLI is needed (pip install awscli): `aws --version` gave {aws:?}"
+    );
+    let h = harness(&[]).await;
+    let script = clients_dir().join("awscli_flow.sh");
+    assert!(Path::new(&script).exists(), "{} is missing", script.display());
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg(&script)
+        .arg(h.proxy_url())
+        .arg(VIRTUAL_BUCKET)
+        .env("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY)
+        .env_remove("TAGGING") // the s3s-fs backends have no object tagging
+        .env("TMPDIR", common::temp_dir("awscli"));
+    run_client("awscli_flow", cmd).await;
+}
