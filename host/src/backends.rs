@@ -4,6 +4,8 @@ use anyhow::Context as _;
 use hyper::server::conn::http1;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::io::TokioIo;
@@ -16,6 +18,7 @@ pub const LOCAL_SECRET_KEY: &str = "tempo-s3-shard-local-secret";
 pub struct S3Backend {
     pub addr: SocketAddr,
     pub root: PathBuf,
+    failing: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -54,18 +57,25 @@ impl S3Backend {
         let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("cannot listen on {}", opts.listen))?;
         let addr = listener.local_addr()?;
         let latency = opts.latency;
+        let failing = Arc::new(AtomicBool::new(false));
+        let fail = failing.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else { continue };
                 // Without TCP_NODELAY small responses stall on delayed ACKs (~40 ms).
                 let _ = socket.set_nodelay(true);
                 let service = service.clone();
+                let fail = fail.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let service = service.clone();
+                        let fail = fail.load(Ordering::Relaxed);
                         async move {
                             if let Some(d) = latency {
                                 tokio::time::sleep(d).await;
+                            }
+                            if fail {
+                                return Ok(internal_error());
                             }
                             hyper::service::Service::call(&service, req).await
                         }
@@ -74,7 +84,7 @@ impl S3Backend {
                 });
             }
         });
-        Ok(S3Backend { addr, root: root.to_path_buf(), task })
+        Ok(S3Backend { addr, root: root.to_path_buf(), failing, task })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -87,7 +97,12 @@ impl S3Backend {
         self.root.join(bucket).join(key)
     }
 
-    /// Stop accepting connections (tests use this to make a backend fail).
+    /// Make every request answer `500 InternalError` (tests of failure handling), or recover.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// Stop accepting connections.
     pub fn stop(&self) {
         self.task.abort();
     }
@@ -97,4 +112,12 @@ impl Drop for S3Backend {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The answer of a failing backend.
+fn internal_error() -> http::Response<s3s::Body> {
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected failure</Message></Error>";
+    let mut resp = http::Response::new(s3s::Body::from(body.to_string()));
+    *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    resp
 }
