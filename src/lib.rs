@@ -130,7 +130,9 @@ async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) ->
     let mut body = match body {
         Body::Empty => Outbound::Bytes(Vec::new()),
         Body::Stream { length, filter } if length <= proxy::RETRY_BUFFER_LIMIT as u64 => {
-            Outbound::Bytes(read_all(req, filter, length).await?)
+            let bytes = read_all(req, filter, length).await?;
+            proxy::validate_body(&op, &bytes)?;
+            Outbound::Bytes(bytes)
         }
         Body::Stream { filter, .. } => {
             Outbound::Stream(Box::pin(req.into_body_stream().map(|r| r.map_err(|_| ()))), filter)

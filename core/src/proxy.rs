@@ -376,6 +376,16 @@ fn request_body(op: &Operation, parts: &RequestParts, payload: PayloadMode) -> S
     Ok(Body::Stream { length, filter })
 }
 
+/// Check a buffered request body the proxy understands before a backend sees it, so clients get
+/// S3's own answer (MalformedXML, InvalidPartOrder, …) whatever the backend would have said.
+pub fn validate_body(op: &Operation, body: &[u8]) -> S3Result<()> {
+    match op {
+        Operation::CompleteMultipartUpload { .. } => xml::parse_complete_multipart(body).map(|_| ()),
+        Operation::PutObjectTagging { .. } => xml::parse_tagging(body).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
 /// Whether a backend status is a success the client should see as-is (with the body streamed).
 pub fn is_success(status: u16) -> bool {
     (200..300).contains(&status) || status == 304

@@ -30,6 +30,8 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// Backends plus the proxy component serving the virtual bucket over them.
 pub struct Harness {
     pub backend: S3Backend,
+    /// A moto server the proxy uses instead of `backend`, for S3 features s3s-fs lacks.
+    pub moto: Option<MotoServer>,
     pub proxy: SocketAddr,
     pub buckets: Vec<String>,
     pub stats: Arc<Stats>,
@@ -59,7 +61,30 @@ impl Harness {
             variables.insert(k.to_string(), v.to_string());
         }
         let (proxy, server, stats) = start_proxy(variables).await;
-        Harness { backend, proxy, buckets, stats, server }
+        Harness { backend, moto: None, proxy, buckets, stats, server }
+    }
+
+    /// As [`Harness::start_with`], but the backend is a `moto` S3 server (tagging, conditional
+    /// requests, ListMultipartUploads; note moto does not verify signatures).
+    pub async fn start_moto(buckets: &[&str], vars: &[(&str, &str)]) -> Harness {
+        let moto = MotoServer::start().await;
+        let endpoint = moto.endpoint();
+        let mut all: Vec<(&str, &str)> = vec![("endpoint", endpoint.as_str())];
+        all.extend_from_slice(vars);
+        let mut h = Harness::start_with(buckets, &all).await;
+        for b in &h.buckets {
+            s3_client(&endpoint, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY).create_bucket().bucket(b).send().await.expect("create moto bucket");
+        }
+        h.moto = Some(moto);
+        h
+    }
+
+    /// Where the backend buckets live.
+    pub fn backend_endpoint(&self) -> String {
+        match &self.moto {
+            Some(m) => m.endpoint(),
+            None => self.backend.endpoint(),
+        }
     }
 
     pub fn proxy_url(&self) -> String {
@@ -73,7 +98,7 @@ impl Harness {
 
     /// An aws-sdk-s3 client talking to the backends directly.
     pub fn direct(&self) -> Client {
-        s3_client(&self.backend.endpoint(), LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY)
+        s3_client(&self.backend_endpoint(), LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY)
     }
 
     /// The bucket the ring assigns `key` to.
@@ -166,4 +191,40 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     RawResponse { status, headers, body: body.to_string() }
+}
+
+/// A `moto_server` process (PyPI `moto[server]`) on a free loopback port, killed on drop.
+pub struct MotoServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl MotoServer {
+    pub async fn start() -> MotoServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto[server] is needed for these tests: pip install 'moto[server]'");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return MotoServer { child, port };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("moto_server did not start on port {port} (pip install 'moto[server]')");
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
