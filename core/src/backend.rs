@@ -135,6 +135,20 @@ pub fn forward_response_headers(backend: &[(String, String)]) -> Vec<(String, St
         .collect()
 }
 
+/// Query parameters of a client's presigned URL (never forwarded).
+fn is_client_auth_param(name: &str) -> bool {
+    const PRESIGN: [&str; 7] = [
+        "x-amz-algorithm",
+        "x-amz-credential",
+        "x-amz-date",
+        "x-amz-expires",
+        "x-amz-signedheaders",
+        "x-amz-signature",
+        "x-amz-security-token",
+    ];
+    PRESIGN.iter().any(|p| p.eq_ignore_ascii_case(name))
+}
+
 /// Build and sign a request for `bucket` (and `key`, for object operations) on the configured endpoint.
 ///
 /// `query` is decoded; it is encoded canonically so the URL sent is the URL signed. `payload_hash`
@@ -154,6 +168,10 @@ pub fn request(
         path.push('/');
         path.push_str(&sigv4::uri_encode(key, false));
     }
+    // The client's own presigned-URL parameters authenticated it to us; the backend gets ours.
+    let query: Vec<(String, String)> =
+        query.iter().filter(|(k, _)| !is_client_auth_param(k)).cloned().collect();
+    let query = query.as_slice();
     let query_string = sigv4::canonical_query_string(query);
     let path_and_query =
         if query_string.is_empty() { path.clone() } else { format!("{path}?{query_string}") };
@@ -232,6 +250,16 @@ mod tests {
         let q = vec![("prefix".to_string(), "a b".to_string()), ("list-type".to_string(), "2".to_string())];
         let r = request(&cfg(true), "GET", "shard1", None, &q, vec![], EMPTY_SHA256, 0);
         assert_eq!(r.path_and_query, "/shard1?list-type=2&prefix=a%20b");
+    }
+
+    #[test]
+    fn client_presign_parameters_are_not_forwarded() {
+        let q: Vec<(String, String)> = [("X-Amz-Signature", "abc"), ("X-Amz-Credential", "c"), ("x-id", "GetObject")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let r = request(&cfg(true), "GET", "shard1", Some("k"), &q, vec![], EMPTY_SHA256, 0);
+        assert_eq!(r.path_and_query, "/shard1/k?x-id=GetObject");
     }
 
     #[test]

@@ -395,6 +395,7 @@ pub fn is_success(status: u16) -> bool {
 /// for HEAD; when it holds no S3 error the code follows from the status.
 pub fn backend_error(status: u16, body: &[u8]) -> S3Error {
     if let Some((code, message)) = xml::parse_error(body) {
+        let message = if message.trim().is_empty() { format!("the backend answered {code} (HTTP {status})") } else { message };
         return S3Error::new(ErrorCode::from_code(&code, status), message);
     }
     let code = match status {

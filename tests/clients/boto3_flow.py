@@ -113,6 +113,10 @@ def main():
     if not args.access_key or not args.secret_key:
         ap.error("credentials: --access-key/--secret-key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
 
+    version = tuple(int(x) for x in botocore.__version__.split(".")[:2])
+    if version < (1, 36):
+        raise Failure(f"botocore {botocore.__version__} predates default checksums (1.36); pip install -U boto3")
+
     session = boto3.session.Session(
         aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key, region_name=args.region
     )
@@ -271,9 +275,12 @@ def main():
     body = data(key, 4321)
     s3.put_object(Bucket=bucket, Key=key, Body=body)
     url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300)
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        check(resp.status == 200, f"presigned GET: status {resp.status}")
-        fetched = resp.read()
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            check(resp.status == 200, f"presigned GET: status {resp.status}")
+            fetched = resp.read()
+    except urllib.error.HTTPError as e:
+        raise Failure(f"presigned GET {url}: HTTP {e.code}: {e.read()[:500]!r}")
     check(fetched == body, f"presigned GET {url}: {len(fetched)} bytes, content differs")
     tampered = url.replace("X-Amz-Expires=300", "X-Amz-Expires=301")
     check(tampered != url, f"presigned URL has no X-Amz-Expires=300: {url}")
@@ -281,7 +288,7 @@ def main():
         urllib.request.urlopen(tampered, timeout=30).read()
         raise Failure(f"presigned GET with a tampered query succeeded: {tampered}")
     except urllib.error.HTTPError as e:
-        check(e.code == 403, f"presigned GET with a tampered query: status {e.code}, want 403")
+        check(e.code == 403, f"presigned GET with a tampered query: status {e.code}, want 403: {e.read()[:500]!r}")
 
     # --- keys that need URL encoding in listings --------------------------------------------------------
     step("listing keys with space, plus and non-ASCII (encoding-type=url)")
