@@ -104,7 +104,7 @@ async fn delete_objects(
         Body::Stream { length, filter } => read_all(req, filter, length).await?,
         Body::Empty => Vec::new(),
     };
-    let batch = delete::plan(&parts.headers, &bytes, &proxy.ring)?;
+    let batch = delete::plan(&parts.headers, &bytes, proxy.all_buckets.len(), |k| proxy.owners(k))?;
     let calls = batch.shards.iter().map(|part| async move {
         let request = proxy.delete_request(part, now);
         let (response, _) = send(&request, Outbound::Bytes(part.body.clone())).await?;
@@ -126,7 +126,7 @@ async fn delete_objects(
 /// One call to the owning shard, with the request body streamed (or replayed once if the backend
 /// bucket had to be created first).
 async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) -> Result<Answer, S3Error> {
-    let Forward { op, shard, request, body } = fwd;
+    let Forward { op, shard, request, body, mut fallback, also } = fwd;
     let mut body = match body {
         Body::Empty => Outbound::Bytes(Vec::new()),
         Body::Stream { length, filter } if length <= proxy::RETRY_BUFFER_LIMIT as u64 => {
@@ -139,10 +139,23 @@ async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) ->
         }
     };
     let mut created = false;
+    let mut target = request;
     loop {
-        let (response, rest) = send(&request, body).await?;
+        let (response, rest) = send(&target, body).await?;
         let status = response.status();
+        if status == 404 {
+            // Resharding: the object may not have moved to its new owner yet.
+            if let Some(previous) = fallback.take() {
+                drop(response);
+                target = previous;
+                body = Outbound::Bytes(rest.unwrap_or_default());
+                continue;
+            }
+        }
         if proxy::is_success(status) {
+            if let Some(also) = &also {
+                delete_also(also).await?;
+            }
             let headers = proxy::reply_headers(&header_list(&response.headers()), "");
             return Ok(Answer::Stream { status, headers, response });
         }
@@ -154,7 +167,12 @@ async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) ->
             MissingBucket::NoSuchKey => {
                 return Err(S3Error::new(ErrorCode::NoSuchKey, "The specified key does not exist."))
             }
-            MissingBucket::Deleted => return Ok(Answer::Reply(Reply::empty(204))),
+            MissingBucket::Deleted => {
+                if let Some(also) = &also {
+                    delete_also(also).await?;
+                }
+                return Ok(Answer::Reply(Reply::empty(204)));
+            }
             MissingBucket::CreateAndRetry => {
                 create_bucket(proxy, shard, now).await?;
                 created = true;
@@ -165,6 +183,16 @@ async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) ->
             }
         }
     }
+}
+
+/// While resharding, delete the previous owner's copy too; a missing bucket or key there is fine.
+async fn delete_also(request: &BackendRequest) -> Result<(), S3Error> {
+    let (response, _) = send(request, Outbound::Bytes(Vec::new())).await?;
+    let status = response.status();
+    if proxy::is_success(status) || status == 404 {
+        return Ok(());
+    }
+    Err(proxy::backend_error(status, &read_bounded(&response, proxy::MAX_ERROR_BODY).await))
 }
 
 /// Body bytes arriving from the client or from a backend.

@@ -19,6 +19,9 @@ pub const DEFAULT_VIRTUAL_BUCKET: &str = "proxy-bucket";
 pub struct Config {
     /// Backend buckets in configuration order (the ring depends on this order).
     pub buckets: Vec<String>,
+    /// The ring before a resharding (`previous_buckets`): reads that miss fall back to its owner,
+    /// deletes remove from both owners, listings cover both. Empty when not resharding.
+    pub previous_buckets: Vec<String>,
     /// Backend S3 endpoint.
     pub endpoint: Endpoint,
     /// Signing region for backend requests.
@@ -116,6 +119,7 @@ impl fmt::Debug for Config {
         let secret = if self.secret_access_key.is_empty() { "" } else { "<redacted>" };
         f.debug_struct("Config")
             .field("buckets", &self.buckets)
+            .field("previous_buckets", &self.previous_buckets)
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
@@ -135,7 +139,11 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let value = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
 
-        let buckets = parse_buckets(value("buckets"))?;
+        let buckets = parse_buckets("buckets", value("buckets"))?;
+        let previous_buckets = match value("previous_buckets") {
+            Some(v) => parse_buckets("previous_buckets", Some(v))?,
+            None => vec![],
+        };
         let use_ssl = parse_bool("use_ssl", value("use_ssl"))?;
         let endpoint = parse_endpoint(value("endpoint"), use_ssl)?;
         let region = value("region").unwrap_or_else(|| DEFAULT_REGION.to_string());
@@ -183,6 +191,7 @@ impl Config {
 
         Ok(Config {
             buckets,
+            previous_buckets,
             endpoint,
             region,
             access_key_id,
@@ -191,6 +200,13 @@ impl Config {
             client_credentials,
             anonymous,
         })
+    }
+
+    /// Every backend bucket that may hold objects: the current ones, then previous ones no longer listed.
+    pub fn all_buckets(&self) -> Vec<String> {
+        let mut all = self.buckets.clone();
+        all.extend(self.previous_buckets.iter().filter(|b| !self.buckets.contains(b)).cloned());
+        all
     }
 
     /// The secret of a client access key, if it is one of `client_credentials`.
@@ -263,17 +279,16 @@ pub fn validate_bucket_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_buckets(value: Option<String>) -> Result<Vec<String>, ConfigError> {
-    const VAR: &str = "buckets";
+fn parse_buckets(var: &'static str, value: Option<String>) -> Result<Vec<String>, ConfigError> {
     let Some(value) = value else {
         return Err(ConfigError::new(
-            VAR,
+            var,
             "not set; set it to the backend bucket names, comma-separated (\"shard1,shard2\") or as a JSON array",
         ));
     };
     let buckets: Vec<String> = if value.starts_with('[') {
         serde_json::from_str::<Vec<String>>(&value)
-            .map_err(|e| ConfigError::new(VAR, format!("not a JSON array of strings ({e}); write e.g. [\"shard1\",\"shard2\"]")))?
+            .map_err(|e| ConfigError::new(var, format!("not a JSON array of strings ({e}); write e.g. [\"shard1\",\"shard2\"]")))?
             .into_iter()
             .map(|b| b.trim().to_string())
             .collect()
@@ -281,22 +296,22 @@ fn parse_buckets(value: Option<String>) -> Result<Vec<String>, ConfigError> {
         value.split(',').map(|b| b.trim().to_string()).collect()
     };
     if buckets.is_empty() {
-        return Err(ConfigError::new(VAR, "the bucket list is empty; list at least one backend bucket"));
+        return Err(ConfigError::new(var, "the bucket list is empty; list at least one backend bucket"));
     }
     let mut seen = HashSet::new();
     for (i, bucket) in buckets.iter().enumerate() {
         if bucket.is_empty() {
             return Err(ConfigError::new(
-                VAR,
+                var,
                 format!("bucket #{} is empty; remove the extra comma or fill in the name", i + 1),
             ));
         }
         validate_bucket_name(bucket).map_err(|why| {
-            ConfigError::new(VAR, format!("{bucket:?} is not a valid S3 bucket name: {why}; fix the name"))
+            ConfigError::new(var, format!("{bucket:?} is not a valid S3 bucket name: {why}; fix the name"))
         })?;
         if !seen.insert(bucket.as_str()) {
             return Err(ConfigError::new(
-                VAR,
+                var,
                 format!("duplicate bucket name {bucket:?}; list each backend bucket once"),
             ));
         }
@@ -626,6 +641,15 @@ mod tests {
             "proxy misconfigured: invalid Spin variable 'buckets': duplicate bucket name \"abc\"; list each backend bucket once"
         );
         assert!(!s3.message.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn previous_buckets_for_resharding() {
+        let c = ok(&[("buckets", "a1a,b2b,c3c,d4d"), ("previous_buckets", "a1a,b2b,c3c,old")]);
+        assert_eq!(c.previous_buckets, vec!["a1a", "b2b", "c3c", "old"]);
+        assert_eq!(c.all_buckets(), vec!["a1a", "b2b", "c3c", "d4d", "old"]);
+        assert!(ok(&[]).previous_buckets.is_empty());
+        fails(&[("previous_buckets", "a1a,a1a")], "previous_buckets");
     }
 
     #[test]

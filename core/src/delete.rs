@@ -2,7 +2,6 @@
 
 use crate::checksum::{base64_decode, base64_encode, ChecksumAlgorithm, Checksummer};
 use crate::error::{ErrorCode, S3Error, S3Result};
-use crate::ring::Ring;
 use crate::route::header;
 use crate::xml::{self, DeleteErrorEntry, DeletedEntry, ObjectIdentifier};
 use md5::{Digest, Md5};
@@ -23,6 +22,8 @@ pub struct ShardBatch {
 pub struct DeleteBatch {
     pub quiet: bool,
     objects: Vec<ObjectIdentifier>,
+    /// For each object, how many shards were asked to delete it.
+    copies: Vec<usize>,
     pub shards: Vec<ShardBatch>,
 }
 
@@ -35,15 +36,27 @@ enum Outcome {
 
 /// Check the body's integrity header (S3 requires Content-MD5 or an x-amz-checksum-*), parse it
 /// and split the objects by their owning shard.
-pub fn plan(headers: &[(String, String)], body: &[u8], ring: &Ring) -> S3Result<DeleteBatch> {
+/// `owners(key)` names every shard that may hold the key (while resharding, the previous owner too:
+/// the key is deleted on each) among `shards` shards.
+pub fn plan(
+    headers: &[(String, String)],
+    body: &[u8],
+    shards: usize,
+    owners: impl Fn(&str) -> Vec<usize>,
+) -> S3Result<DeleteBatch> {
     check_integrity(headers, body)?;
     let req = xml::parse_delete_objects(body)?;
-    let mut by_shard: Vec<Vec<ObjectIdentifier>> = vec![vec![]; ring.buckets().len()];
+    let mut by_shard: Vec<Vec<ObjectIdentifier>> = vec![vec![]; shards];
+    let mut copies = Vec::with_capacity(req.objects.len());
     for obj in &req.objects {
         if obj.key.is_empty() {
             return Err(S3Error::new(ErrorCode::MalformedXML, "an Object in the Delete request has an empty Key"));
         }
-        by_shard[ring.owner_index(&obj.key)].push(obj.clone());
+        let owners = owners(&obj.key);
+        copies.push(owners.len());
+        for shard in owners {
+            by_shard[shard].push(obj.clone());
+        }
     }
     let shards = by_shard
         .into_iter()
@@ -55,7 +68,7 @@ pub fn plan(headers: &[(String, String)], body: &[u8], ring: &Ring) -> S3Result<
             ShardBatch { shard, body, content_md5 }
         })
         .collect();
-    Ok(DeleteBatch { quiet: req.quiet, objects: req.objects, shards })
+    Ok(DeleteBatch { quiet: req.quiet, objects: req.objects, copies, shards })
 }
 
 fn check_integrity(headers: &[(String, String)], body: &[u8]) -> S3Result<()> {
@@ -88,6 +101,7 @@ fn check_integrity(headers: &[(String, String)], body: &[u8]) -> S3Result<()> {
 }
 
 impl DeleteBatch {
+
     /// Merge the backends' DeleteResult bodies (one per entry of `shards`, same order) into the
     /// client's answer, in request order. A backend that failed must not be passed here: the caller
     /// fails the whole request instead, so no answer is ever silently partial.
@@ -101,16 +115,26 @@ impl DeleteBatch {
             outcomes.extend(errors.into_iter().map(|e| (e.key.clone(), e.version_id.clone(), Outcome::Failed(e))));
         }
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
-        for obj in &self.objects {
-            let found = outcomes.iter().position(|(k, v, _)| *k == obj.key && (obj.version_id.is_none() || *v == obj.version_id));
-            let outcome = match found {
-                Some(i) => outcomes.swap_remove(i).2,
-                None => {
-                    return Err(S3Error::new(
-                        ErrorCode::ServiceUnavailable,
-                        format!("a backend did not report on key {:?}; the batch may be incomplete, retry it", obj.key),
-                    ))
+        for (obj, &copies) in self.objects.iter().zip(&self.copies) {
+            // Every shard the key was sent to reports on it; one failure makes the key's outcome a failure.
+            let mut outcome: Option<Outcome> = None;
+            let mut reports = 0;
+            while let Some(i) = outcomes.iter().position(|(k, v, _)| *k == obj.key && (obj.version_id.is_none() || *v == obj.version_id)) {
+                reports += 1;
+                let this = outcomes.swap_remove(i).2;
+                outcome = match (outcome, this) {
+                    (Some(Outcome::Failed(e)), _) | (_, Outcome::Failed(e)) => Some(Outcome::Failed(e)),
+                    (_, deleted) => Some(deleted),
+                };
+                if reports >= copies {
+                    break;
                 }
+            }
+            let Some(outcome) = outcome.filter(|_| reports == copies) else {
+                return Err(S3Error::new(
+                    ErrorCode::ServiceUnavailable,
+                    format!("a backend did not report on key {:?}; the batch may be incomplete, retry it", obj.key),
+                ));
             };
             match outcome {
                 Outcome::Deleted(d) if !self.quiet => out.push_str(&entry_xml(&xml::delete_result(&[d], &[], false))),
@@ -146,6 +170,7 @@ fn entry_xml(doc: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::Ring;
 
     fn ring() -> Ring {
         Ring::new(&["shard1".to_string(), "shard2".to_string(), "shard3".to_string()])
@@ -165,7 +190,7 @@ mod tests {
         let keys: Vec<String> = (0..30).map(|i| format!("tenant/block-{i}/data")).collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let b = body(&refs, false);
-        let batch = plan(&md5_header(&b), &b, &ring()).unwrap();
+        let batch = plan(&md5_header(&b), &b, 3, |k| vec![ring().owner_index(k)]).unwrap();
         assert!(batch.shards.len() > 1);
         let mut results = vec![];
         for s in &batch.shards {
@@ -192,9 +217,22 @@ mod tests {
     }
 
     #[test]
+    fn while_resharding_a_key_is_deleted_on_both_owners() {
+        let b = body(&["a/b/c"], false);
+        let batch = plan(&md5_header(&b), &b, 3, |_| vec![0, 2]).unwrap();
+        assert_eq!(batch.shards.iter().map(|s| s.shard).collect::<Vec<_>>(), vec![0, 2]);
+        let ok = |k: &str| xml::delete_result(&[DeletedEntry { key: k.into(), version_id: None, delete_marker: false, delete_marker_version_id: None }], &[], false).into_bytes();
+        let failed = xml::delete_result(&[], &[DeleteErrorEntry { key: "a/b/c".into(), version_id: None, code: "AccessDenied".into(), message: "m".into() }], false).into_bytes();
+        assert!(batch.merge(&[ok("a/b/c"), ok("a/b/c")]).unwrap().contains("<Deleted>"));
+        assert!(batch.merge(&[ok("a/b/c"), failed]).unwrap().contains("<Code>AccessDenied</Code>"));
+        let empty = xml::delete_result(&[], &[], false).into_bytes();
+        assert!(batch.merge(&[ok("a/b/c"), empty]).is_err(), "one shard not reporting fails the batch");
+    }
+
+    #[test]
     fn quiet_reports_only_errors() {
         let b = body(&["a/b/c"], true);
-        let batch = plan(&md5_header(&b), &b, &ring()).unwrap();
+        let batch = plan(&md5_header(&b), &b, 3, |k| vec![ring().owner_index(k)]).unwrap();
         let ok = xml::delete_result(&[DeletedEntry { key: "a/b/c".into(), version_id: None, delete_marker: false, delete_marker_version_id: None }], &[], false);
         let merged = batch.merge(&[ok.into_bytes()]).unwrap();
         assert!(!merged.contains("<Deleted>"));
@@ -203,7 +241,7 @@ mod tests {
     #[test]
     fn a_missing_report_fails_the_batch() {
         let b = body(&["a/b/c", "x/y/z"], false);
-        let batch = plan(&md5_header(&b), &b, &ring()).unwrap();
+        let batch = plan(&md5_header(&b), &b, 3, |k| vec![ring().owner_index(k)]).unwrap();
         let empty = xml::delete_result(&[], &[], false).into_bytes();
         let results = vec![empty; batch.shards.len()];
         assert_eq!(batch.merge(&results).unwrap_err().code, ErrorCode::ServiceUnavailable);
@@ -212,14 +250,14 @@ mod tests {
     #[test]
     fn integrity_is_required_and_checked() {
         let b = body(&["k"], false);
-        assert_eq!(plan(&[], &b, &ring()).unwrap_err().code, ErrorCode::InvalidRequest);
-        assert_eq!(plan(&md5_header(b"other"), &b, &ring()).unwrap_err().code, ErrorCode::BadDigest);
+        assert_eq!(plan(&[], &b, 3, |_| vec![0]).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(plan(&md5_header(b"other"), &b, 3, |_| vec![0]).unwrap_err().code, ErrorCode::BadDigest);
         let bad = vec![("content-md5".to_string(), "!!".to_string())];
-        assert_eq!(plan(&bad, &b, &ring()).unwrap_err().code, ErrorCode::InvalidDigest);
+        assert_eq!(plan(&bad, &b, 3, |_| vec![0]).unwrap_err().code, ErrorCode::InvalidDigest);
         let mut c = Checksummer::new(ChecksumAlgorithm::Crc32);
         c.update(&b);
         let crc = vec![("x-amz-checksum-crc32".to_string(), c.finish_base64())];
-        assert!(plan(&crc, &b, &ring()).is_ok());
-        assert_eq!(plan(&md5_header(b"<x"), b"<x", &ring()).unwrap_err().code, ErrorCode::MalformedXML);
+        assert!(plan(&crc, &b, 3, |_| vec![0]).is_ok());
+        assert_eq!(plan(&md5_header(b"<x"), b"<x", 3, |_| vec![0]).unwrap_err().code, ErrorCode::MalformedXML);
     }
 }

@@ -130,10 +130,16 @@ fn hex(bytes: &[u8]) -> String {
 #[derive(Debug)]
 pub struct Forward {
     pub op: Operation,
-    /// Index of the owning bucket in the configured list.
+    /// Index of the owning bucket in [`Proxy::all_buckets`].
     pub shard: usize,
     pub request: BackendRequest,
     pub body: Body,
+    /// While resharding: the same request to the previous owner, sent when the owner answers 404
+    /// (the object has not moved yet). Only for operations on an existing object.
+    pub fallback: Option<BackendRequest>,
+    /// While resharding: a DeleteObject also deletes the previous owner's copy, so it cannot
+    /// reappear through the fallback.
+    pub also: Option<BackendRequest>,
 }
 
 /// The proxy's decision for one request.
@@ -152,12 +158,32 @@ pub enum Plan {
 pub struct Proxy {
     pub cfg: Config,
     pub ring: Ring,
+    /// The ring of `previous_buckets`, while resharding.
+    pub previous: Option<Ring>,
+    /// Current buckets, then previous ones no longer current: the index space of every shard number.
+    pub all_buckets: Vec<String>,
 }
 
 impl Proxy {
     pub fn new(cfg: Config) -> Proxy {
         let ring = Ring::new(&cfg.buckets);
-        Proxy { cfg, ring }
+        let previous = (!cfg.previous_buckets.is_empty()).then(|| Ring::new(&cfg.previous_buckets));
+        let all_buckets = cfg.all_buckets();
+        Proxy { cfg, ring, previous, all_buckets }
+    }
+
+    /// Every shard that may hold `key`: its owner, then its previous owner if that differs.
+    pub fn owners(&self, key: &str) -> Vec<usize> {
+        let mut out = vec![self.ring.owner_index(key)];
+        if let Some(prev) = &self.previous {
+            let name = prev.owner(key);
+            if let Some(i) = self.all_buckets.iter().position(|b| b == name) {
+                if i != out[0] {
+                    out.push(i);
+                }
+            }
+        }
+        out
     }
 
     /// Decide what to do with a request whose authentication produced `payload`.
@@ -179,7 +205,7 @@ impl Proxy {
             }
             Operation::ListObjects { .. } => {
                 let req = ListRequest::from_query(&route.query)?;
-                let merger = Merger::new(req, self.cfg.buckets.len(), &self.token_key())?;
+                let merger = Merger::new(req, self.all_buckets.len(), &self.token_key())?;
                 Ok(Plan::List(Box::new(merger)))
             }
             Operation::DeleteObjects => {
@@ -192,9 +218,14 @@ impl Proxy {
             Operation::ListMultipartUploads => Err(S3Error::not_implemented(route.op.name())),
             Operation::CopyObject { .. } | Operation::UploadPartCopy { .. } => {
                 match self.plan_copy(parts, &route, now_unix)? {
-                    crate::copy::CopyPlan::ServerSide { shard, request } => {
-                        Ok(Plan::Forward(Forward { op: route.op, shard, request, body: Body::Empty }))
-                    }
+                    crate::copy::CopyPlan::ServerSide { shard, request } => Ok(Plan::Forward(Forward {
+                        op: route.op,
+                        shard,
+                        request,
+                        body: Body::Empty,
+                        fallback: None,
+                        also: None,
+                    })),
                     crate::copy::CopyPlan::Streamed(copy) => Ok(Plan::StreamedCopy(Box::new(copy))),
                 }
             }
@@ -257,8 +288,8 @@ impl Proxy {
         now_unix: u64,
     ) -> S3Result<Forward> {
         let key = route.op.key().unwrap_or_default().to_string();
-        let shard = self.ring.owner_index(&key);
-        let bucket = &self.cfg.buckets[shard];
+        let owners = self.owners(&key);
+        let shard = owners[0];
         let body = request_body(&route.op, parts, payload)?;
         let payload_hash = match &body {
             Body::Empty => EMPTY_SHA256,
@@ -270,17 +301,23 @@ impl Proxy {
             headers.push(("content-length".into(), body.length().to_string()));
         }
         let method = parts.method.as_str();
-        let request = backend::request(
-            &self.cfg,
-            method,
-            bucket,
-            Some(&key),
-            &route.query,
-            headers,
-            payload_hash,
-            now_unix,
-        );
-        Ok(Forward { op: route.op, shard, request, body })
+        let to = |shard: usize| {
+            backend::request(
+                &self.cfg,
+                method,
+                &self.all_buckets[shard],
+                Some(&key),
+                &route.query,
+                headers.clone(),
+                payload_hash,
+                now_unix,
+            )
+        };
+        let request = to(shard);
+        let previous = owners.get(1).copied();
+        let fallback = previous.filter(|_| route.op.reads_existing_object()).map(to);
+        let also = previous.filter(|_| matches!(route.op, Operation::DeleteObject { .. })).map(to);
+        Ok(Forward { op: route.op, shard, request, body, fallback, also })
     }
 
     /// The request that creates a missing backend bucket.
@@ -295,7 +332,7 @@ impl Proxy {
             headers.push(("content-length".into(), body.len().to_string()));
         }
         let hash = sigv4::sha256_hex(body.as_bytes());
-        backend::request(&self.cfg, "PUT", &self.cfg.buckets[shard], None, &[], headers, &hash, now_unix)
+        backend::request(&self.cfg, "PUT", &self.all_buckets[shard], None, &[], headers, &hash, now_unix)
     }
 
     /// The body of [`Proxy::create_bucket_request`].
@@ -474,7 +511,7 @@ pub const MAX_LIST_BODY: usize = 8 * 1024 * 1024;
 impl Proxy {
     /// The ListObjectsV2 call the merge wants from shard `shard`.
     pub fn list_request(&self, shard: usize, query: &[(String, String)], now_unix: u64) -> BackendRequest {
-        backend::request(&self.cfg, "GET", &self.cfg.buckets[shard], None, query, vec![], EMPTY_SHA256, now_unix)
+        backend::request(&self.cfg, "GET", &self.all_buckets[shard], None, query, vec![], EMPTY_SHA256, now_unix)
     }
 
     /// A backend's answer to a list call, as a page for the merge. A bucket that does not exist
@@ -510,6 +547,6 @@ impl Proxy {
         ];
         let query = [("delete".to_string(), String::new())];
         let hash = sigv4::sha256_hex(&part.body);
-        backend::request(&self.cfg, "POST", &self.cfg.buckets[part.shard], None, &query, headers, &hash, now_unix)
+        backend::request(&self.cfg, "POST", &self.all_buckets[part.shard], None, &query, headers, &hash, now_unix)
     }
 }

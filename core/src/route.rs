@@ -114,6 +114,17 @@ impl Operation {
         }
     }
 
+    /// Whether the operation works on an object that must already exist (so, while resharding, may
+    /// still sit on its previous owner).
+    pub fn reads_existing_object(&self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            GetObject { .. } | HeadObject { .. } | GetObjectTagging { .. } | PutObjectTagging { .. }
+                | DeleteObjectTagging { .. }
+        )
+    }
+
     /// Whether the operation writes to a backend (and so may need the backend bucket created).
     pub fn is_write(&self) -> bool {
         use Operation::*;
@@ -197,6 +208,7 @@ pub fn parse(req: &RequestParts, virtual_bucket: &str) -> S3Result<Route> {
         };
     };
 
+    check_numeric_params(&query)?;
     let copy = req.header("x-amz-copy-source").is_some();
     let op = match method {
         "GET" if has("tagging") => Operation::GetObjectTagging { key },
@@ -223,6 +235,40 @@ pub fn parse(req: &RequestParts, virtual_bucket: &str) -> S3Result<Route> {
         _ => return Err(method_not_allowed(method, "an object")),
     };
     route(op)
+}
+
+/// The largest part number S3 accepts.
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+/// Object-request parameters that must be numbers are checked here, so a backend never has to
+/// interpret a malformed or repeated one (and its reading can never differ from the proxy's).
+fn check_numeric_params(query: &[(String, String)]) -> S3Result<()> {
+    for name in ["partNumber", "uploadId", "max-parts", "part-number-marker"] {
+        if query.iter().filter(|(k, _)| k == name).count() > 1 {
+            return Err(S3Error::invalid_argument(format!("the {name} parameter is given more than once")));
+        }
+    }
+    for (name, value) in query {
+        let number = || value.parse::<u32>().ok().filter(|_| value.bytes().all(|b| b.is_ascii_digit()));
+        match name.as_str() {
+            "partNumber" => {
+                if !number().is_some_and(|n| (1..=MAX_PART_NUMBER).contains(&n)) {
+                    return Err(S3Error::invalid_argument(format!(
+                        "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
+                    )));
+                }
+            }
+            "max-parts" | "part-number-marker" => {
+                if !number().is_some_and(|n| n <= i32::MAX as u32) {
+                    return Err(S3Error::invalid_argument(format!(
+                        "{name} must be a non-negative integer"
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn method_not_allowed(method: &str, target: &str) -> S3Error {
@@ -347,5 +393,17 @@ mod tests {
         assert_eq!(code(op("PATCH", "/proxy-bucket/k")), "MethodNotAllowed");
         assert_eq!(code(op("PUT", "/proxy-bucket/k?partNumber=1")), "InvalidArgument");
         assert_eq!(code(op("DELETE", "/")), "MethodNotAllowed");
+        for bad in ["0", "10001", "abc", "-1", "+1", "", "4294967297", "1.0"] {
+            let target = format!("/proxy-bucket/k?partNumber={bad}&uploadId=x");
+            assert_eq!(code(op("PUT", &target)), "InvalidArgument", "{target}");
+            assert_eq!(code(op("GET", &format!("/proxy-bucket/k?partNumber={bad}"))), "InvalidArgument", "{bad}");
+        }
+        assert_eq!(code(op("PUT", "/proxy-bucket/k?partNumber=1&partNumber=2&uploadId=x")), "InvalidArgument");
+        assert_eq!(code(op("PUT", "/proxy-bucket/k?partNumber=1&uploadId=x&uploadId=y")), "InvalidArgument");
+        assert_eq!(code(op("GET", "/proxy-bucket/k?uploadId=x&max-parts=lots")), "InvalidArgument");
+        assert_eq!(code(op("GET", "/proxy-bucket/k?uploadId=x&part-number-marker=-3")), "InvalidArgument");
+        assert!(op("PUT", "/proxy-bucket/k?partNumber=10000&uploadId=x").is_ok());
+        assert!(op("GET", "/proxy-bucket/k?partNumber=1").is_ok());
+        assert!(op("GET", "/proxy-bucket/k?uploadId=x&max-parts=1000&part-number-marker=0").is_ok());
     }
 }
