@@ -14,6 +14,7 @@ use tempo_s3_shard_core::config::Config;
 use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket, Plan, Proxy, Reply};
 use tempo_s3_shard_core::route::RequestParts;
 use tempo_s3_shard_core::copy::StreamedCopy;
+use tempo_s3_shard_core::admin::{self, AccessLog};
 use tempo_s3_shard_core::{delete, listing::Merger, xml, ErrorCode, S3Error};
 
 /// What the component answers with: a reply it built, or a backend response it streams through.
@@ -24,36 +25,62 @@ enum Answer {
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let started = std::time::Instant::now();
     let now = unix_now();
     let request_id = request_id();
     let parts = request_parts(&req);
     let head = parts.method == "HEAD";
-    let answer = match serve(&parts, req, now).await {
-        Ok(answer) => answer,
-        Err(err) => {
-            if err.status() >= 500 {
-                eprintln!("request {request_id}: {} {}: {err}", parts.method, parts.raw_path);
+    let mut log = AccessLog { request_id: request_id.clone(), time: now, method: parts.method.clone(), ..Default::default() };
+    let answer = match Config::from_lookup(|name| spin_sdk::variables::get(name).ok()) {
+        Err(e) => {
+            let err = S3Error::from(e);
+            log.operation = "Invalid".into();
+            log.error = Some(err.message.clone());
+            if parts.raw_path == format!("{}health", admin::PREFIX) {
+                Answer::Reply(admin::config_error_health(&err))
+            } else {
+                Answer::Reply(Reply::error(&err, &request_id))
             }
-            Answer::Reply(Reply::error(&err, &request_id))
+        }
+        Ok(cfg) => {
+            let proxy = Proxy::new(cfg);
+            (log.operation, log.key, log.bucket) = proxy.describe(&parts);
+            match serve(&proxy, &parts, req, now).await {
+                Ok(answer) => answer,
+                Err(err) => {
+                    log.error = Some(format!("{}: {}", err.code.as_str(), err.message));
+                    Answer::Reply(Reply::error(&err, &request_id))
+                }
+            }
         }
     };
-    respond(out, answer, &request_id, head).await;
+    (log.status, log.bytes) = respond(out, answer, &request_id, head).await;
+    log.duration_us = started.elapsed().as_micros() as u64;
+    println!("{}", log.to_json());
 }
 
-async fn serve(parts: &RequestParts, req: IncomingRequest, now: u64) -> Result<Answer, S3Error> {
-    let cfg = Config::from_lookup(|name| spin_sdk::variables::get(name).ok()).map_err(|e| {
-        eprintln!("configuration error: {e}");
-        S3Error::from(e)
-    })?;
-    let proxy = Proxy::new(cfg);
+async fn serve(proxy: &Proxy, parts: &RequestParts, req: IncomingRequest, now: u64) -> Result<Answer, S3Error> {
     let payload = proxy.authenticate(parts, now)?;
     match proxy.plan(parts, payload, now)? {
         Plan::Reply(reply) => Ok(Answer::Reply(reply)),
-        Plan::Forward(fwd) => forward(&proxy, fwd, req, now).await,
-        Plan::List(merger) => list(&proxy, *merger, now).await.map(Answer::Reply),
-        Plan::DeleteObjects(body) => delete_objects(&proxy, parts, body, req, now).await.map(Answer::Reply),
-        Plan::StreamedCopy(copy) => streamed_copy(&proxy, &copy, now).await.map(Answer::Reply),
+        Plan::Forward(fwd) => forward(proxy, fwd, req, now).await,
+        Plan::List(merger) => list(proxy, *merger, now).await.map(Answer::Reply),
+        Plan::DeleteObjects(body) => delete_objects(proxy, parts, body, req, now).await.map(Answer::Reply),
+        Plan::StreamedCopy(copy) => streamed_copy(proxy, &copy, now).await.map(Answer::Reply),
+        Plan::Health => Ok(Answer::Reply(health(proxy, now).await)),
     }
+}
+
+/// The operator health check: every backend bucket asked at once.
+async fn health(proxy: &Proxy, now: u64) -> Reply {
+    let calls = proxy.health_requests(now).into_iter().map(|request| async move {
+        match send(&request, Outbound::Bytes(Vec::new())).await {
+            Ok((response, _)) => Ok(response.status()),
+            Err(err) => Err(err.message),
+        }
+    });
+    let answers = future::join_all(calls).await;
+    proxy.health(&answers)
 }
 
 /// A copy between shards: the source's body streams from its shard into a write on the other.
@@ -324,7 +351,8 @@ async fn list(proxy: &Proxy, mut merger: Merger, now: u64) -> Result<Reply, S3Er
 }
 
 /// Write an answer to the client, streaming a backend body through.
-async fn respond(out: ResponseOutparam, answer: Answer, request_id: &str, head: bool) {
+/// Returns the status sent and how many body bytes were written (None when the body broke off).
+async fn respond(out: ResponseOutparam, answer: Answer, request_id: &str, head: bool) -> (u16, Option<u64>) {
     let (status, mut headers, body) = match answer {
         Answer::Reply(reply) => (reply.status, reply.headers, Either::Left(reply.body)),
         Answer::Stream { status, headers, response } => (status, headers, Either::Right(response)),
@@ -342,27 +370,37 @@ async fn respond(out: ResponseOutparam, answer: Answer, request_id: &str, head: 
     let _ = response.set_status_code(status);
     if head || status == 304 || status == 204 {
         out.set(response);
-        return;
+        return (status, Some(0));
     }
     let mut sink = response.take_body();
     out.set(response);
+    let mut sent = 0u64;
     match body {
         Either::Left(bytes) => {
-            if !bytes.is_empty() {
-                let _ = sink.send(bytes).await;
+            sent = bytes.len() as u64;
+            if !bytes.is_empty() && sink.send(bytes).await.is_err() {
+                return (status, None);
             }
         }
         Either::Right(backend) => {
             let mut stream = backend.take_body_stream();
             // If the backend or the client goes away mid-body, stop: the runtime sees the body is
             // shorter than its Content-Length and aborts the response rather than truncating it.
-            while let Some(Ok(data)) = stream.next().await {
-                if sink.send(data).await.is_err() {
-                    break;
+            loop {
+                match stream.next().await {
+                    None => break,
+                    Some(Ok(data)) => {
+                        sent += data.len() as u64;
+                        if sink.send(data).await.is_err() {
+                            return (status, None);
+                        }
+                    }
+                    Some(Err(_)) => return (status, None),
                 }
             }
         }
     }
+    (status, Some(sent))
 }
 
 fn outgoing_request(request: &BackendRequest) -> Result<OutgoingRequest, S3Error> {

@@ -3,6 +3,7 @@
 //! No Spin, WASI or network types appear here; the Spin adapter (`src/lib.rs`) and the native host call
 //! into these modules and do the I/O.
 
+pub mod admin;
 pub mod backend;
 pub mod checksum;
 pub mod chunked;

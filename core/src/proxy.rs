@@ -152,6 +152,8 @@ pub enum Plan {
     DeleteObjects(Body),
     /// A copy between two shards: read from one, write to the other.
     StreamedCopy(Box<crate::copy::StreamedCopy>),
+    /// The operator health check: HEAD every backend bucket ([`Proxy::health_requests`]).
+    Health,
 }
 
 /// Everything a request is decided against: configuration, the ring and the clock.
@@ -188,6 +190,12 @@ impl Proxy {
 
     /// Decide what to do with a request whose authentication produced `payload`.
     pub fn plan(&self, parts: &RequestParts, payload: PayloadMode, now_unix: u64) -> S3Result<Plan> {
+        if let Some(admin) = crate::admin::parse(parts) {
+            return match admin? {
+                crate::admin::AdminOp::Health => Ok(Plan::Health),
+                crate::admin::AdminOp::Locate { key } => Ok(Plan::Reply(self.locate(&key))),
+            };
+        }
         let route = route::parse(parts, &self.cfg.virtual_bucket)?;
         let vb = &self.cfg.virtual_bucket;
         match &route.op {
