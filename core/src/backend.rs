@@ -176,7 +176,8 @@ pub fn request(
     let path_and_query =
         if query_string.is_empty() { path.clone() } else { format!("{path}?{query_string}") };
 
-    let authority = cfg.endpoint.host.clone();
+    let backend = cfg.backend(bucket);
+    let authority = backend.endpoint.host.clone();
     let amz_date = sigv4::amz_date(now_unix);
     headers.retain(|(n, _)| {
         !matches!(n.as_str(), "host" | "x-amz-date" | "x-amz-content-sha256" | "authorization")
@@ -188,7 +189,7 @@ pub fn request(
     headers.push(("x-amz-date".into(), amz_date.clone()));
     headers.push(("x-amz-content-sha256".into(), payload_hash.into()));
 
-    if cfg.has_backend_credentials() {
+    if !backend.access_key_id.is_empty() && !backend.secret_access_key.is_empty() {
         let mut signed = headers.clone();
         signed.push(("host".into(), authority.clone()));
         let authorization = sigv4::sign_headers(&SignRequest {
@@ -197,9 +198,9 @@ pub fn request(
             query,
             headers: &signed,
             payload_hash,
-            access_key_id: &cfg.access_key_id,
-            secret_access_key: &cfg.secret_access_key,
-            region: &cfg.region,
+            access_key_id: &backend.access_key_id,
+            secret_access_key: &backend.secret_access_key,
+            region: &backend.region,
             service: "s3",
             amz_date: &amz_date,
         });
@@ -207,7 +208,7 @@ pub fn request(
     }
     BackendRequest {
         method: method.to_string(),
-        scheme: cfg.endpoint.scheme.as_str().to_string(),
+        scheme: backend.endpoint.scheme.as_str().to_string(),
         authority,
         path_and_query,
         headers,

@@ -36,6 +36,27 @@ pub struct Config {
     pub client_credentials: Vec<(String, String)>,
     /// What unsigned requests may do.
     pub anonymous: Anonymous,
+    /// Buckets served by another S3 service than `endpoint` (`shard_endpoints`, `shard_credentials`).
+    pub shard_backends: Vec<(String, ShardBackend)>,
+}
+
+/// Where one backend bucket lives and how to sign for it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ShardBackend {
+    pub endpoint: Endpoint,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl fmt::Debug for ShardBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardBackend")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What requests without a signature may do (`allow_anonymous`).
@@ -130,6 +151,7 @@ impl fmt::Debug for Config {
                 &self.client_credentials.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
             )
             .field("anonymous", &self.anonymous)
+            .field("shard_backends", &self.shard_backends)
             .finish()
     }
 }
@@ -145,7 +167,7 @@ impl Config {
             None => vec![],
         };
         let use_ssl = parse_bool("use_ssl", value("use_ssl"))?;
-        let endpoint = parse_endpoint(value("endpoint"), use_ssl)?;
+        let endpoint = parse_endpoint("endpoint", value("endpoint"), use_ssl)?;
         let region = value("region").unwrap_or_else(|| DEFAULT_REGION.to_string());
         let access_key_id = value("access_key_id").unwrap_or_default();
         let secret_access_key = value("secret_access_key").unwrap_or_default();
@@ -189,7 +211,7 @@ impl Config {
             ));
         }
 
-        Ok(Config {
+        let mut cfg = Config {
             buckets,
             previous_buckets,
             endpoint,
@@ -199,7 +221,23 @@ impl Config {
             virtual_bucket,
             client_credentials,
             anonymous,
-        })
+            shard_backends: vec![],
+        };
+        cfg.shard_backends = parse_shard_backends(&cfg, value("shard_endpoints"), value("shard_credentials"))?;
+        Ok(cfg)
+    }
+
+    /// Endpoint, region and credentials for `bucket`: its `shard_endpoints` entry, else the defaults.
+    pub fn backend(&self, bucket: &str) -> ShardBackend {
+        match self.shard_backends.iter().find(|(b, _)| b == bucket) {
+            Some((_, sb)) => sb.clone(),
+            None => ShardBackend {
+                endpoint: self.endpoint.clone(),
+                region: self.region.clone(),
+                access_key_id: self.access_key_id.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+            },
+        }
     }
 
     /// Every backend bucket that may hold objects: the current ones, then previous ones no longer listed.
@@ -218,6 +256,61 @@ impl Config {
     pub fn has_backend_credentials(&self) -> bool {
         !self.access_key_id.is_empty() && !self.secret_access_key.is_empty()
     }
+}
+
+/// `shard_endpoints`: a JSON object from bucket name to an endpoint URL, or to
+/// `{"endpoint": URL, "region": R}`; `shard_credentials` (secret): a JSON object from bucket name
+/// to `"ACCESS_KEY:SECRET"`. A bucket without credentials there uses the default ones.
+fn parse_shard_backends(
+    cfg: &Config,
+    endpoints: Option<String>,
+    credentials: Option<String>,
+) -> Result<Vec<(String, ShardBackend)>, ConfigError> {
+    use serde_json::Value;
+    let known = cfg.all_buckets();
+    let object = |var: &'static str, raw: Option<String>| -> Result<serde_json::Map<String, Value>, ConfigError> {
+        let Some(raw) = raw else { return Ok(Default::default()) };
+        let map: serde_json::Map<String, Value> = serde_json::from_str(&raw)
+            .map_err(|_| ConfigError::new(var, "is not a JSON object keyed by bucket name"))?;
+        if let Some(b) = map.keys().find(|b| !known.contains(b)) {
+            return Err(ConfigError::new(var, format!("names {b:?}, which is not in buckets or previous_buckets")));
+        }
+        Ok(map)
+    };
+    let endpoints = object("shard_endpoints", endpoints)?;
+    let credentials = object("shard_credentials", credentials)?;
+    if let Some(b) = credentials.keys().find(|b| !endpoints.contains_key(*b)) {
+        return Err(ConfigError::new(
+            "shard_credentials",
+            format!("has credentials for {b:?}, which has no shard_endpoints entry (it uses access_key_id/secret_access_key)"),
+        ));
+    }
+    let mut out = vec![];
+    for (bucket, spec) in endpoints {
+        let (url, region) = match &spec {
+            Value::String(url) => (url.clone(), cfg.region.clone()),
+            Value::Object(o) => (
+                o.get("endpoint").and_then(Value::as_str).unwrap_or_default().to_string(),
+                o.get("region").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| cfg.region.clone()),
+            ),
+            _ => return Err(ConfigError::new("shard_endpoints", format!("the entry for {bucket:?} is not a URL or an object"))),
+        };
+        let endpoint = parse_endpoint("shard_endpoints", Some(url).filter(|u| !u.is_empty()), false)?;
+        let (access_key_id, secret_access_key) = match credentials.get(&bucket) {
+            Some(Value::String(pair)) => {
+                let (k, v) = pair.split_once(':').filter(|(k, v)| !k.is_empty() && !v.is_empty()).ok_or_else(|| {
+                    ConfigError::new("shard_credentials", format!("the entry for {bucket:?} is not \"ACCESS_KEY:SECRET\""))
+                })?;
+                (k.to_string(), v.to_string())
+            }
+            Some(_) => {
+                return Err(ConfigError::new("shard_credentials", format!("the entry for {bucket:?} is not a string")))
+            }
+            None => (cfg.access_key_id.clone(), cfg.secret_access_key.clone()),
+        };
+        out.push((bucket, ShardBackend { endpoint, region, access_key_id, secret_access_key }));
+    }
+    Ok(out)
 }
 
 /// `client_credentials`: `AK:SECRET` pairs separated by commas, or a JSON object `{"AK": "SECRET"}`.
@@ -333,12 +426,11 @@ fn parse_bool(variable: &'static str, value: Option<String>) -> Result<bool, Con
 
 /// Parses `http://host[:port]`, `https://host[:port]` or a bare `host[:port]` (scheme from `use_ssl`).
 /// Error messages never echo the whole value, which could hold credentials in a userinfo part.
-fn parse_endpoint(value: Option<String>, use_ssl: bool) -> Result<Endpoint, ConfigError> {
-    const VAR: &str = "endpoint";
+fn parse_endpoint(var: &'static str, value: Option<String>, use_ssl: bool) -> Result<Endpoint, ConfigError> {
     const FORM: &str = "use http://host[:port], https://host[:port] or host[:port]";
-    let err = |what: String| ConfigError::new(VAR, format!("{what}; {FORM}"));
+    let err = |what: String| ConfigError::new(var, format!("{what}; {FORM}"));
     let Some(value) = value else {
-        return Err(ConfigError::new(VAR, "not set; set it to the backend S3 URL, e.g. http://127.0.0.1:9000"));
+        return Err(ConfigError::new(var, "not set; set it to the backend S3 URL, e.g. http://127.0.0.1:9000"));
     };
 
     let (scheme, rest) = match value.split_once("://") {
@@ -641,6 +733,30 @@ mod tests {
             "proxy misconfigured: invalid Spin variable 'buckets': duplicate bucket name \"abc\"; list each backend bucket once"
         );
         assert!(!s3.message.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn shards_on_other_endpoints() {
+        let c = ok(&[
+            ("shard_endpoints", r#"{"shard2": {"endpoint": "https://s3.eu-west-1.amazonaws.com", "region": "eu-west-1"}}"#),
+            ("shard_credentials", r#"{"shard2": "AK2:SECRET2"}"#),
+            ("access_key_id", "AK"),
+            ("secret_access_key", "SK"),
+        ]);
+        let b = c.backend("shard2");
+        assert_eq!(b.endpoint.base_url(), "https://s3.eu-west-1.amazonaws.com");
+        assert_eq!((b.region.as_str(), b.access_key_id.as_str(), b.secret_access_key.as_str()), ("eu-west-1", "AK2", "SECRET2"));
+        let a = c.backend("shard1");
+        assert_eq!((a.endpoint.base_url().as_str(), a.access_key_id.as_str()), ("http://127.0.0.1:9000", "AK"));
+        assert!(!format!("{c:?}").contains("SECRET2"));
+        let c = ok(&[("shard_endpoints", r#"{"shard1": "http://10.0.0.1:9000"}"#)]);
+        assert_eq!(c.backend("shard1").endpoint.host, "10.0.0.1:9000");
+
+        fails(&[("shard_endpoints", r#"{"nope": "http://h"}"#)], "shard_endpoints");
+        fails(&[("shard_endpoints", r#"{"shard1": "ftp://h"}"#)], "shard_endpoints");
+        fails(&[("shard_endpoints", "[]")], "shard_endpoints");
+        fails(&[("shard_credentials", r#"{"shard1": "AK:S"}"#)], "shard_credentials");
+        fails(&[("shard_endpoints", r#"{"shard1": "http://h"}"#), ("shard_credentials", r#"{"shard1": "nocolon"}"#)], "shard_credentials");
     }
 
     #[test]

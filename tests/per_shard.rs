@@ -1,0 +1,50 @@
+//! One ring over two S3 services: a shard named in `shard_endpoints` lives on its own server, with
+//! its own credentials, while the others stay on the default endpoint.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::{s3_client, temp_dir, Harness, VIRTUAL_BUCKET};
+use tempo_s3_shard_host::backends::{BackendOptions, S3Backend};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_on_another_service_with_its_own_credentials() {
+    let other = S3Backend::start(
+        &temp_dir("other-service"),
+        &["shard3".to_string()],
+        BackendOptions { access_key: "other-ak".into(), secret_key: "other-secret".into(), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let endpoints = format!(r#"{{"shard3": {{"endpoint": "{}", "region": "us-east-1"}}}}"#, other.endpoint());
+    let h = Harness::start_with(
+        &["shard1", "shard2", "shard3"],
+        &[("shard_endpoints", &endpoints), ("shard_credentials", r#"{"shard3": "other-ak:other-secret"}"#)],
+    )
+    .await;
+    let s3 = h.client();
+    let other_client = s3_client(&other.endpoint(), "other-ak", "other-secret");
+    let keys: Vec<String> = (0..30).map(|i| format!("tenant/block-{i}/data")).collect();
+    for k in &keys {
+        s3.put_object().bucket(VIRTUAL_BUCKET).key(k).body(ByteStream::from(k.clone().into_bytes())).send().await.unwrap();
+    }
+    let mut on_other = 0;
+    for k in &keys {
+        let owner = h.owner(k);
+        let there = other_client.head_object().bucket("shard3").key(k).send().await.is_ok();
+        assert_eq!(there, owner == "shard3", "{k} (owner {owner})");
+        if owner == "shard3" {
+            on_other += 1;
+            // Not on the default service's shard3.
+            assert!(h.direct().head_object().bucket("shard3").key(k).send().await.is_err());
+        } else {
+            assert_eq!(h.holders(k).await, vec![owner]);
+        }
+        let got = s3.get_object().bucket(VIRTUAL_BUCKET).key(k).send().await.unwrap();
+        assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), k.as_bytes());
+    }
+    assert!(on_other > 0 && on_other < keys.len());
+    // Listings span both services.
+    let listed = s3.list_objects_v2().bucket(VIRTUAL_BUCKET).prefix("tenant/").send().await.unwrap();
+    assert_eq!(listed.key_count(), Some(keys.len() as i32));
+}
