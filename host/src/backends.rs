@@ -19,6 +19,7 @@ pub struct S3Backend {
     pub addr: SocketAddr,
     pub root: PathBuf,
     failing: Arc<AtomicBool>,
+    tls: bool,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -31,6 +32,8 @@ pub struct BackendOptions {
     pub latency: Option<Duration>,
     /// Address to listen on (port 0 picks a free one).
     pub listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain and PKCS#8 key (DER), instead of plain HTTP.
+    pub tls: Option<(Vec<Vec<u8>>, Vec<u8>)>,
 }
 
 impl Default for BackendOptions {
@@ -40,6 +43,7 @@ impl Default for BackendOptions {
             secret_key: LOCAL_SECRET_KEY.into(),
             latency: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
         }
     }
 }
@@ -57,6 +61,10 @@ impl S3Backend {
         let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("cannot listen on {}", opts.listen))?;
         let addr = listener.local_addr()?;
         let latency = opts.latency;
+        let tls = match &opts.tls {
+            Some((chain, key)) => Some(tls_acceptor(chain, key)?),
+            None => None,
+        };
         let failing = Arc::new(AtomicBool::new(false));
         let fail = failing.clone();
         let task = tokio::spawn(async move {
@@ -66,6 +74,7 @@ impl S3Backend {
                 let _ = socket.set_nodelay(true);
                 let service = service.clone();
                 let fail = fail.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let service = service.clone();
@@ -80,16 +89,25 @@ impl S3Backend {
                             hyper::service::Service::call(&service, req).await
                         }
                     });
-                    let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(socket), svc).await;
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(socket).await {
+                                let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                        None => {
+                            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(socket), svc).await;
+                        }
+                    }
                 });
             }
         });
-        Ok(S3Backend { addr, root: root.to_path_buf(), failing, task })
+        Ok(S3Backend { addr, root: root.to_path_buf(), failing, tls: opts.tls.is_some(), task })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when serving TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 
     /// Path of an object's file, for tests that check where the proxy put it.
@@ -120,4 +138,15 @@ fn internal_error() -> http::Response<s3s::Body> {
     let mut resp = http::Response::new(s3s::Body::from(body.to_string()));
     *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     resp
+}
+
+fn tls_acceptor(chain: &[Vec<u8>], key: &[u8]) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let certs: Vec<CertificateDer<'static>> = chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

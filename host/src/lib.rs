@@ -5,6 +5,9 @@
 pub mod backends;
 pub mod component;
 pub mod goconfig;
+pub mod tls;
+pub mod plan;
+pub mod rebalance;
 pub mod wasm;
 
 pub use backends::{BackendOptions, S3Backend};

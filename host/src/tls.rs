@@ -1,0 +1,77 @@
+//! HTTPS to backends with operator-supplied trust roots (e.g. a private CA), on top of the public
+//! web PKI roots: one TLS connection per request, verified against those roots and the host name.
+
+use anyhow::Context as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::WasiBody;
+
+/// A rustls client configuration trusting the web PKI plus `extra_roots` (DER certificates).
+pub fn client_config(extra_roots: &[Vec<u8>]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for der in extra_roots {
+        roots.add(CertificateDer::from(der.clone())).context("not a usable CA certificate")?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Read CA certificates from a PEM or DER file.
+pub fn load_roots(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read CA file {}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Ok(vec![bytes]);
+    }
+    let mut out = vec![];
+    for block in text.split("-----BEGIN CERTIFICATE-----").skip(1) {
+        let b64: String = block.split("-----END CERTIFICATE-----").next().unwrap_or("").split_whitespace().collect();
+        let der = tempo_s3_shard_core::checksum::base64_decode(&b64)
+            .with_context(|| format!("{} holds a malformed PEM certificate", path.display()))?;
+        out.push(der);
+    }
+    Ok(out)
+}
+
+type IoFuture = Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
+
+/// Send one request over a fresh TLS connection verified with `config`.
+pub async fn send(
+    config: Arc<rustls::ClientConfig>,
+    request: hyper::Request<WasiBody>,
+) -> wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, IoFuture)> {
+    use http_body_util::BodyExt;
+    use wasmtime_wasi_http::Error;
+    let uri = request.uri().clone();
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = uri.port_u16().unwrap_or(443);
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(Error::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    let name = ServerName::try_from(host.clone()).map_err(|_| Error::TlsCertificateError)?;
+    let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
+        eprintln!("tempo-s3-shard host: TLS to {host}:{port} failed: {e} (is its CA trusted? see --ca-cert)");
+        Error::TlsCertificateError
+    })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| Error::HttpProtocolError)?;
+    let io: IoFuture = Box::new(async move { conn.await.map_err(|_| Error::HttpProtocolError) });
+    // Origin-form request target over the connection.
+    let mut request = request;
+    if let Some(pq) = uri.path_and_query() {
+        *request.uri_mut() = pq.as_str().parse().map_err(|_| Error::HttpProtocolError)?;
+    }
+    let (io_task, response) = {
+        let handle = tokio::spawn(Box::into_pin(io));
+        let response = sender.send_request(request).await.map_err(|_| Error::HttpProtocolError)?;
+        (handle, response)
+    };
+    let io: IoFuture = Box::new(async move { io_task.await.unwrap_or(Ok(())) });
+    Ok((response.map(|b| b.map_err(Error::from).boxed_unsync()), io))
+}

@@ -1,0 +1,146 @@
+//! The deployment manifests match the component: spin.toml declares and maps every variable the
+//! component reads (secrets marked secret), and deploy/spinkube.yaml is a SpinApp that sets them, with
+//! the secrets from a Kubernetes Secret.
+
+use std::collections::BTreeSet;
+use tempo_s3_shard_core::config::Config;
+
+/// Variables the component reads: the documented ones plus every `value("…")` lookup in config.rs,
+/// so a new variable without a spin.toml declaration fails here.
+fn variables_read() -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = [
+        "buckets",
+        "endpoint",
+        "use_ssl",
+        "region",
+        "access_key_id",
+        "secret_access_key",
+        "virtual_bucket",
+        "client_credentials",
+        "allow_anonymous",
+        "previous_buckets",
+    ]
+    .map(String::from)
+    .into();
+    let source = include_str!("../core/src/config.rs");
+    for piece in source.split("value(\"").skip(1) {
+        let name = piece.split('"').next().unwrap();
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            names.insert(name.to_string());
+        }
+    }
+    names
+}
+
+/// Variables holding secrets (secret keys, credential lists) must be declared `secret = true`.
+fn is_secret(name: &str) -> bool {
+    name.contains("secret") || name.contains("credentials")
+}
+
+fn spin_toml() -> toml::Table {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/spin.toml")).unwrap();
+    text.parse::<toml::Table>().expect("spin.toml is valid TOML")
+}
+
+#[test]
+fn spin_toml_declares_and_maps_every_variable() {
+    let manifest = spin_toml();
+    assert_eq!(manifest["spin_manifest_version"].as_integer(), Some(2));
+    let declared = manifest["variables"].as_table().expect("[variables]");
+    let component = manifest["component"]["tempo-s3-shard"].as_table().expect("[component.tempo-s3-shard]");
+    let mapped = component["variables"].as_table().expect("[component.tempo-s3-shard.variables]");
+    let read = variables_read();
+    assert!(read.len() >= 10, "{read:?}");
+
+    for name in &read {
+        let decl = declared.get(name).and_then(|d| d.as_table()).unwrap_or_else(|| panic!("variable {name} is not declared in [variables]"));
+        assert_eq!(mapped.get(name).and_then(|v| v.as_str()), Some(format!("{{{{ {name} }}}}").as_str()), "{name} is not mapped into the component");
+        let required = decl.get("required").and_then(|r| r.as_bool()).unwrap_or(false);
+        assert!(required != decl.contains_key("default"), "{name}: either required or with a default");
+        let secret = decl.get("secret").and_then(|s| s.as_bool()).unwrap_or(false);
+        assert_eq!(secret, is_secret(name), "{name}: secret = {secret}");
+    }
+    for name in declared.keys().chain(mapped.keys()) {
+        assert!(read.contains(name), "{name} is declared or mapped but the component never reads it");
+    }
+    for name in ["buckets", "endpoint"] {
+        assert_eq!(declared[name].get("required").and_then(|r| r.as_bool()), Some(true), "{name} must be required");
+    }
+
+    // The defaults, with the two required values, are a configuration the component accepts.
+    let cfg = Config::from_lookup(|name| match name {
+        "buckets" => Some("shard1,shard2".into()),
+        "endpoint" => Some("http://127.0.0.1:9000".into()),
+        "client_credentials" => Some("tempo:secret".into()),
+        _ => declared.get(name)?.get("default")?.as_str().map(String::from),
+    })
+    .expect("spin.toml's defaults are a valid configuration");
+    assert!(cfg.previous_buckets.is_empty());
+
+    let hosts = component["allowed_outbound_hosts"].as_array().expect("allowed_outbound_hosts");
+    assert_eq!(hosts.iter().map(|h| h.as_str().unwrap()).collect::<Vec<_>>(), ["{{ endpoint }}"]);
+
+    // The source is what the build command produces.
+    let source = component["source"].as_str().unwrap();
+    let command = component["build"]["command"].as_str().unwrap();
+    assert!(command.contains("--target wasm32-wasip2") && command.contains("--profile component"), "{command}");
+    assert_eq!(source, "target/wasm32-wasip2/component/tempo_s3_shard.wasm");
+    let trigger = manifest["trigger"]["http"].as_array().unwrap();
+    assert_eq!(trigger[0]["component"].as_str(), Some("tempo-s3-shard"));
+    assert_eq!(trigger[0]["route"].as_str(), Some("/..."));
+}
+
+#[test]
+fn spinkube_manifest_runs_the_app_with_secrets_from_a_secret() {
+    use serde_yaml::Value;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/spinkube.yaml")).unwrap();
+    // Documents are separated by `---` lines.
+    let docs: Vec<Value> = text
+        .split("\n---\n")
+        .map(|d| serde_yaml::from_str(d).expect("valid YAML document"))
+        .collect();
+    assert_eq!(docs.len(), 2, "a Secret and a SpinApp");
+    let find = |kind: &str| docs.iter().find(|d| d["kind"].as_str() == Some(kind)).unwrap_or_else(|| panic!("no {kind} document"));
+
+    let app = find("SpinApp");
+    assert_eq!(app["apiVersion"].as_str(), Some("core.spinkube.dev/v1alpha1"));
+    assert_eq!(app["spec"]["executor"].as_str(), Some("containerd-shim-spin"));
+    assert!(app["spec"]["image"].as_str().is_some_and(|i| !i.is_empty()), "spec.image");
+    assert!(app["spec"]["replicas"].as_u64().is_some_and(|r| r >= 1));
+
+    let secret = find("Secret");
+    assert_eq!(secret["apiVersion"].as_str(), Some("v1"));
+    let secret_name = secret["metadata"]["name"].as_str().expect("Secret name");
+    let secret_keys: BTreeSet<&str> = secret["stringData"].as_mapping().expect("Secret stringData").keys().filter_map(|k| k.as_str()).collect();
+
+    let manifest = spin_toml();
+    let declared = manifest["variables"].as_table().unwrap();
+    let vars = app["spec"]["variables"].as_sequence().expect("spec.variables");
+    let mut seen = BTreeSet::new();
+    for v in vars {
+        let name = v["name"].as_str().expect("variable name");
+        assert!(seen.insert(name), "{name} set twice");
+        assert!(declared.contains_key(name), "SpinApp sets {name}, which spin.toml does not declare");
+        if is_secret(name) || name == "access_key_id" {
+            assert!(v.get("value").is_none(), "{name} must come from the Secret, not a plain value");
+            let r = &v["valueFrom"]["secretKeyRef"];
+            assert_eq!(r["name"].as_str(), Some(secret_name), "{name}: secretKeyRef names the Secret");
+            let key = r["key"].as_str().expect("secretKeyRef key");
+            assert!(secret_keys.contains(key), "{name}: the Secret has no key {key}");
+        } else {
+            assert!(v["value"].is_string(), "{name}: a string value");
+        }
+    }
+    for name in ["buckets", "endpoint", "access_key_id", "secret_access_key", "client_credentials", "previous_buckets"] {
+        assert!(seen.contains(name), "the SpinApp does not set {name}");
+    }
+    let bucket_list = vars.iter().find(|v| v["name"].as_str() == Some("buckets")).unwrap()["value"].as_str().unwrap();
+    let endpoint = vars.iter().find(|v| v["name"].as_str() == Some("endpoint")).unwrap()["value"].as_str().unwrap();
+    Config::from_lookup(|name| match name {
+        "buckets" => Some(bucket_list.to_string()),
+        "endpoint" => Some(endpoint.to_string()),
+        "client_credentials" => Some("tempo:secret".into()),
+        _ => vars.iter().find(|v| v["name"].as_str() == Some(name))?["value"].as_str().map(String::from),
+    })
+    .expect("the SpinApp's values are a valid configuration");
+}
