@@ -251,19 +251,13 @@ fn check_numeric_params(query: &[(String, String)]) -> S3Result<()> {
     for (name, value) in query {
         let number = || value.parse::<u32>().ok().filter(|_| value.bytes().all(|b| b.is_ascii_digit()));
         match name.as_str() {
-            "partNumber" => {
-                if !number().is_some_and(|n| (1..=MAX_PART_NUMBER).contains(&n)) {
-                    return Err(S3Error::invalid_argument(format!(
-                        "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
-                    )));
-                }
+            "partNumber" if !number().is_some_and(|n| (1..=MAX_PART_NUMBER).contains(&n)) => {
+                return Err(S3Error::invalid_argument(format!(
+                    "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
+                )));
             }
-            "max-parts" | "part-number-marker" => {
-                if !number().is_some_and(|n| n <= i32::MAX as u32) {
-                    return Err(S3Error::invalid_argument(format!(
-                        "{name} must be a non-negative integer"
-                    )));
-                }
+            "max-parts" | "part-number-marker" if number().is_none_or(|n| n > i32::MAX as u32) => {
+                return Err(S3Error::invalid_argument(format!("{name} must be a non-negative integer")));
             }
             _ => {}
         }
@@ -322,7 +316,31 @@ fn validate_key(key: String) -> S3Result<String> {
     if key.chars().any(|c| c == '\0') {
         return Err(S3Error::invalid_argument("object keys must not contain NUL characters"));
     }
+    if resolves_outside_its_bucket(&key) {
+        return Err(S3Error::invalid_argument(
+            "object keys whose '.' and '..' segments lead back to the bucket or out of it are not supported",
+        ));
+    }
     Ok(key)
+}
+
+/// Whether `key`, read as a path below its bucket the way a path-normalising server or proxy reads
+/// it (dot segments resolved, repeated slashes merged), names the bucket itself or leaves it. The
+/// backend URL is `/{shard}/{key}`, so such a key could reach another bucket or a bucket-level
+/// operation (listing, creating or deleting a shard) instead of an object.
+fn resolves_outside_its_bucket(key: &str) -> bool {
+    let mut depth = 0usize;
+    for segment in key.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            _ => depth += 1,
+        }
+    }
+    depth == 0
 }
 
 #[cfg(test)]
@@ -397,6 +415,12 @@ mod tests {
             let target = format!("/proxy-bucket/k?partNumber={bad}&uploadId=x");
             assert_eq!(code(op("PUT", &target)), "InvalidArgument", "{target}");
             assert_eq!(code(op("GET", &format!("/proxy-bucket/k?partNumber={bad}"))), "InvalidArgument", "{bad}");
+        }
+        for escaping in ["..", "../k", "a/../..", "a/../../b", "%2E%2E/shard2/k", "a/..", ".", "./", "/", "//", "a/b/../../"] {
+            assert_eq!(code(op("PUT", &format!("/proxy-bucket/{escaping}"))), "InvalidArgument", "{escaping}");
+        }
+        for inside in ["a/../b", "./a", "a/./b", "..a", "a..", "...", "a/...", "/lead", "a//b", "a/b/../c/.."] {
+            assert!(op("PUT", &format!("/proxy-bucket/{inside}")).is_ok(), "{inside}");
         }
         assert_eq!(code(op("PUT", "/proxy-bucket/k?partNumber=1&partNumber=2&uploadId=x")), "InvalidArgument");
         assert_eq!(code(op("PUT", "/proxy-bucket/k?partNumber=1&uploadId=x&uploadId=y")), "InvalidArgument");

@@ -619,6 +619,13 @@ fn parse_claim<'a>(
     })
 }
 
+/// Headers that change what a request does (a PUT becomes a copy of another object) and so must be
+/// covered by its signature: otherwise anyone holding a signed request or a presigned PUT URL could
+/// add them.
+fn must_be_signed(lowercase_name: &str) -> bool {
+    lowercase_name.starts_with("x-amz-copy-source")
+}
+
 /// Check the claimed signature over the request; on success return the mode of the body.
 fn check_signature(
     req: &InboundRequest,
@@ -643,6 +650,15 @@ fn check_signature(
                 format!("the signed header '{name}' is not in the request"),
             ));
         }
+    }
+    if let Some((name, _)) = req.headers.iter().find(|(n, _)| {
+        let n = n.trim().to_ascii_lowercase();
+        must_be_signed(&n) && !claim.signed_headers.contains(&n)
+    }) {
+        return Err(err(
+            ErrorCode::AccessDenied,
+            format!("There were headers present in the request which were not signed: {}", name.trim().to_ascii_lowercase()),
+        ));
     }
     let uri = canonical_uri(req.raw_path)?;
     let sign = SignRequest {
@@ -1786,6 +1802,23 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::SignatureDoesNotMatch);
+    }
+
+    #[test]
+    fn copy_source_must_be_signed() {
+        let (path, query, mut headers) = client_sign("PUT", "k", &[], EMPTY_SHA256);
+        headers.push(("X-Amz-Copy-Source".into(), "/bucket/secret".into()));
+        let e = verify(&inbound("PUT", &path, &query, &headers), RT_NOW, &rt_lookup, "auto").unwrap_err();
+        assert_eq!(e.code, ErrorCode::AccessDenied);
+        assert!(e.message.contains("x-amz-copy-source"), "{}", e.message);
+        headers.pop();
+        headers.push(("x-amz-copy-source-range".into(), "bytes=0-1".into()));
+        let e = verify(&inbound("PUT", &path, &query, &headers), RT_NOW, &rt_lookup, "auto").unwrap_err();
+        assert_eq!(e.code, ErrorCode::AccessDenied);
+        // Other unsigned headers are tolerated (clients leave some unsigned).
+        headers.pop();
+        headers.push(("x-amz-meta-extra".into(), "x".into()));
+        assert!(verify(&inbound("PUT", &path, &query, &headers), RT_NOW, &rt_lookup, "auto").is_ok());
     }
 
     #[test]
