@@ -15,7 +15,7 @@ use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket,
 use tempo_s3_shard_core::route::RequestParts;
 use tempo_s3_shard_core::copy::StreamedCopy;
 use tempo_s3_shard_core::admin::{self, AccessLog};
-use tempo_s3_shard_core::{delete, listing::Merger, xml, ErrorCode, S3Error};
+use tempo_s3_shard_core::{delete, listing::Merger, uploads::UploadsMerger, xml, ErrorCode, S3Error};
 
 /// What the component answers with: a reply it built, or a backend response it streams through.
 enum Answer {
@@ -65,6 +65,7 @@ async fn serve(proxy: &Proxy, parts: &RequestParts, req: IncomingRequest, now: u
         Plan::Reply(reply) => Ok(Answer::Reply(reply)),
         Plan::Forward(fwd) => forward(proxy, fwd, req, now).await,
         Plan::List(merger) => list(proxy, *merger, now).await.map(Answer::Reply),
+        Plan::ListUploads(merger) => list_uploads(proxy, *merger, now).await.map(Answer::Reply),
         Plan::DeleteObjects(body) => delete_objects(proxy, parts, body, req, now).await.map(Answer::Reply),
         Plan::StreamedCopy(copy) => streamed_copy(proxy, &copy, now).await.map(Answer::Reply),
         Plan::Health => Ok(Answer::Reply(health(proxy, now).await)),
@@ -334,20 +335,41 @@ async fn list(proxy: &Proxy, mut merger: Merger, now: u64) -> Result<Reply, S3Er
         if wanted.is_empty() {
             return Ok(proxy.list_reply(merger));
         }
-        let calls = wanted.into_iter().map(|(shard, query)| {
-            let request = proxy.list_request(shard, &query, now);
-            async move {
-                let (response, _) = send(&request, Outbound::Bytes(Vec::new())).await?;
-                let status = response.status();
-                let body = read_bounded(&response, proxy::MAX_LIST_BODY).await;
-                Ok::<_, S3Error>((shard, proxy.list_page(status, &body)?))
-            }
-        });
-        for result in future::join_all(calls).await {
-            let (shard, page) = result?;
-            merger.feed(shard, page)?;
+        for (shard, status, body) in fetch_pages(proxy, wanted, now).await? {
+            merger.feed(shard, proxy.list_page(status, &body)?)?;
         }
     }
+}
+
+/// ListMultipartUploads over every shard, driven like [`list`].
+async fn list_uploads(proxy: &Proxy, mut merger: UploadsMerger, now: u64) -> Result<Reply, S3Error> {
+    loop {
+        let wanted = merger.next_requests();
+        if wanted.is_empty() {
+            return Ok(proxy.list_uploads_reply(merger));
+        }
+        for (shard, status, body) in fetch_pages(proxy, wanted, now).await? {
+            merger.feed(shard, proxy.list_uploads_page(status, &body)?)?;
+        }
+    }
+}
+
+/// One listing call per wanted shard, all in flight at once; any unreachable backend fails the
+/// whole listing (a merge never answers with part of the shards).
+async fn fetch_pages(
+    proxy: &Proxy,
+    wanted: Vec<(usize, Vec<(String, String)>)>,
+    now: u64,
+) -> Result<Vec<(usize, u16, Vec<u8>)>, S3Error> {
+    let calls = wanted.into_iter().map(|(shard, query)| {
+        let request = proxy.list_request(shard, &query, now);
+        async move {
+            let (response, _) = send(&request, Outbound::Bytes(Vec::new())).await?;
+            let status = response.status();
+            Ok::<_, S3Error>((shard, status, read_bounded(&response, proxy::MAX_LIST_BODY).await))
+        }
+    });
+    future::join_all(calls).await.into_iter().collect()
 }
 
 /// Write an answer to the client, streaming a backend body through.

@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod ring;
 pub mod route;
 pub mod sigv4;
+pub mod uploads;
 pub mod xml;
 
 pub use error::{ErrorCode, S3Error, S3Result};

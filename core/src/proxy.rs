@@ -148,6 +148,8 @@ pub enum Plan {
     Reply(Reply),
     Forward(Forward),
     List(Box<Merger>),
+    /// ListMultipartUploads over every shard; backend calls go through [`Proxy::list_request`].
+    ListUploads(Box<crate::uploads::UploadsMerger>),
     /// DeleteObjects: read the (small) body, then [`crate::delete::plan`] splits it by shard.
     DeleteObjects(Body),
     /// A copy between two shards: read from one, write to the other.
@@ -223,7 +225,11 @@ impl Proxy {
                 }
                 Ok(Plan::DeleteObjects(body))
             }
-            Operation::ListMultipartUploads => Err(S3Error::not_implemented(route.op.name())),
+            Operation::ListMultipartUploads => {
+                let req = crate::uploads::UploadsRequest::from_query(&route.query)?;
+                let merger = crate::uploads::UploadsMerger::new(req, self.all_buckets.len())?;
+                Ok(Plan::ListUploads(Box::new(merger)))
+            }
             Operation::CopyObject { .. } | Operation::UploadPartCopy { .. } => {
                 match self.plan_copy(parts, &route, now_unix)? {
                     crate::copy::CopyPlan::ServerSide { shard, request } => Ok(Plan::Forward(Forward {
@@ -302,6 +308,8 @@ impl Proxy {
         let payload_hash = match &body {
             Body::Empty => EMPTY_SHA256,
             Body::Stream { filter: BodyFilter::AwsChunked(_), .. } => UNSIGNED_PAYLOAD,
+            // The digest the proxy checks the body against, lowercase as backends require.
+            Body::Stream { filter: BodyFilter::Sha256 { expected, .. }, .. } => expected.as_str(),
             Body::Stream { .. } => backend::reusable_payload_hash(&parts.headers),
         };
         let mut headers = backend::forward_request_headers(&parts.headers);
@@ -379,6 +387,14 @@ fn request_body(op: &Operation, parts: &RequestParts, payload: PayloadMode) -> S
         _ => header(&parts.headers, "content-encoding")
             .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("aws-chunked"))),
     };
+    if streaming && matches!(payload, PayloadMode::Sha256(_)) {
+        // Decoding would skip the check of the signed digest, letting anyone who adds the
+        // (possibly unsigned) Content-Encoding header swap the body of a signed request.
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "an aws-chunked body needs a STREAMING-* x-amz-content-sha256, not the SHA-256 of the body",
+        ));
+    }
     let length = if streaming {
         let decoded = header(&parts.headers, "x-amz-decoded-content-length").ok_or_else(|| {
             S3Error::new(
@@ -542,6 +558,25 @@ impl Proxy {
         let out = merger.finish(&self.cfg.virtual_bucket);
         let body = if out.v2 { xml::list_objects_v2(&out) } else { xml::list_objects_v1(&out) };
         Reply::xml(200, body)
+    }
+
+    /// A backend's answer to a ListMultipartUploads call; like [`Proxy::list_page`].
+    pub fn list_uploads_page(&self, status: u16, body: &[u8]) -> S3Result<crate::xml::UploadsPage> {
+        if is_success(status) {
+            return xml::parse_list_multipart_uploads(body).map_err(|e| {
+                S3Error::new(ErrorCode::ServiceUnavailable, format!("a backend returned an unreadable uploads listing: {}", e.message))
+            });
+        }
+        let err = backend_error(status, body);
+        if err.code == ErrorCode::NoSuchBucket {
+            return Ok(crate::xml::UploadsPage::default());
+        }
+        Err(err)
+    }
+
+    /// The merged uploads listing as the client's XML response.
+    pub fn list_uploads_reply(&self, merger: crate::uploads::UploadsMerger) -> Reply {
+        Reply::xml(200, xml::list_multipart_uploads(&merger.finish(&self.cfg.virtual_bucket)))
     }
 }
 

@@ -41,6 +41,28 @@ pub struct BackendPage {
     pub encoding_type_url: bool,
 }
 
+/// One `<Upload>` of a ListMultipartUploads answer, the key already URL-decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadEntry {
+    pub key: String,
+    pub upload_id: String,
+    pub initiator: Option<Owner>,
+    pub owner: Option<Owner>,
+    pub storage_class: String,
+    pub initiated: String,
+    pub checksum_algorithm: Option<String>,
+}
+
+/// One page of a backend's ListMultipartUploads answer, keys and prefixes decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadsPage {
+    pub uploads: Vec<UploadEntry>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    pub next_key_marker: Option<String>,
+    pub next_upload_id_marker: Option<String>,
+}
+
 /// One `<Object>` of a DeleteObjects request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectIdentifier {
@@ -267,6 +289,61 @@ fn list_objects(r: &ListOutput, v2: bool) -> String {
         out.push_str("</CommonPrefixes>");
     }
     out.push_str("</ListBucketResult>");
+    out
+}
+
+/// ListMultipartUploads response. With encoding-type=url S3 encodes Delimiter, KeyMarker,
+/// Prefix, NextKeyMarker and Key (and common prefixes, which are prefixes).
+pub fn list_multipart_uploads(r: &crate::uploads::UploadsOutput) -> String {
+    let enc = |s: &str| if r.encoding_url { url_encode(s) } else { s.to_string() };
+    let mut out = format!("{DECL}<ListMultipartUploadsResult xmlns=\"{NS}\">");
+    elem(&mut out, "Bucket", &r.bucket);
+    elem(&mut out, "KeyMarker", &enc(r.key_marker.as_deref().unwrap_or("")));
+    elem(&mut out, "UploadIdMarker", r.upload_id_marker.as_deref().unwrap_or(""));
+    if let Some(k) = &r.next_key_marker {
+        elem(&mut out, "NextKeyMarker", &enc(k));
+    }
+    if let Some(u) = &r.next_upload_id_marker {
+        elem(&mut out, "NextUploadIdMarker", u);
+    }
+    elem(&mut out, "Prefix", &enc(&r.prefix));
+    if let Some(d) = &r.delimiter {
+        elem(&mut out, "Delimiter", &enc(d));
+    }
+    elem(&mut out, "MaxUploads", &r.max_uploads.to_string());
+    if r.encoding_url {
+        elem(&mut out, "EncodingType", "url");
+    }
+    elem(&mut out, "IsTruncated", if r.is_truncated { "true" } else { "false" });
+    for u in &r.uploads {
+        out.push_str("<Upload>");
+        elem(&mut out, "Key", &enc(&u.key));
+        elem(&mut out, "UploadId", &u.upload_id);
+        for (name, who) in [("Initiator", &u.initiator), ("Owner", &u.owner)] {
+            if let Some(o) = who {
+                out.push('<');
+                out.push_str(name);
+                out.push('>');
+                elem(&mut out, "ID", &o.id);
+                elem(&mut out, "DisplayName", &o.display_name);
+                out.push_str("</");
+                out.push_str(name);
+                out.push('>');
+            }
+        }
+        elem(&mut out, "StorageClass", &u.storage_class);
+        elem(&mut out, "Initiated", &u.initiated);
+        if let Some(a) = &u.checksum_algorithm {
+            elem(&mut out, "ChecksumAlgorithm", a);
+        }
+        out.push_str("</Upload>");
+    }
+    for p in &r.common_prefixes {
+        out.push_str("<CommonPrefixes>");
+        elem(&mut out, "Prefix", &enc(p));
+        out.push_str("</CommonPrefixes>");
+    }
+    out.push_str("</ListMultipartUploadsResult>");
     out
 }
 
@@ -532,6 +609,56 @@ pub fn parse_list_objects(body: &[u8]) -> Result<BackendPage, S3Error> {
         Some(m) => Some(decode(&m)?),
         None => None,
     };
+    Ok(page)
+}
+
+/// A backend's ListMultipartUploadsResult, URL-decoding keys and prefixes when it encoded them.
+pub fn parse_list_multipart_uploads(body: &[u8]) -> Result<UploadsPage, S3Error> {
+    let bad = || bad_backend_xml("ListMultipartUploadsResult");
+    let root = parse_tree(body).ok_or_else(bad)?;
+    if root.name != "ListMultipartUploadsResult" {
+        return Err(bad());
+    }
+    let url = root.text_of("EncodingType").is_some_and(|t| t.trim().eq_ignore_ascii_case("url"));
+    let decode = |s: &str| -> Result<String, S3Error> {
+        if url {
+            url_decode(s).ok_or_else(bad)
+        } else {
+            Ok(s.to_string())
+        }
+    };
+    let who = |n: &Node, name: &str| {
+        n.child(name).map(|o| Owner {
+            id: o.text_of("ID").unwrap_or("").to_string(),
+            display_name: o.text_of("DisplayName").unwrap_or("").to_string(),
+        })
+    };
+    let mut page = UploadsPage::default();
+    for u in root.all("Upload") {
+        page.uploads.push(UploadEntry {
+            key: decode(u.text_of("Key").ok_or_else(bad)?)?,
+            upload_id: u.opt("UploadId").ok_or_else(bad)?.trim().to_string(),
+            initiator: who(u, "Initiator"),
+            owner: who(u, "Owner"),
+            storage_class: u.opt("StorageClass").unwrap_or_else(|| "STANDARD".to_string()),
+            initiated: u.text_of("Initiated").unwrap_or("").trim().to_string(),
+            checksum_algorithm: u.opt("ChecksumAlgorithm"),
+        });
+    }
+    for cp in root.all("CommonPrefixes") {
+        for p in cp.all("Prefix") {
+            page.common_prefixes.push(decode(&p.text)?);
+        }
+    }
+    page.is_truncated = match root.text_of("IsTruncated") {
+        Some(t) => parse_bool(t).ok_or_else(bad)?,
+        None => false,
+    };
+    page.next_key_marker = match root.opt("NextKeyMarker") {
+        Some(m) => Some(decode(&m)?),
+        None => None,
+    };
+    page.next_upload_id_marker = root.opt("NextUploadIdMarker");
     Ok(page)
 }
 
