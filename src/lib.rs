@@ -9,7 +9,7 @@ use spin_sdk::http::{
     ResponseOutparam, Scheme,
 };
 use spin_sdk::http_component;
-use tempo_s3_shard_core::backend::BackendRequest;
+use tempo_s3_shard_core::backend::{self, BackendRequest};
 use tempo_s3_shard_core::config::Config;
 use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket, Plan, Proxy, Reply};
 use tempo_s3_shard_core::route::RequestParts;
@@ -184,7 +184,7 @@ async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) ->
             if let Some(also) = &also {
                 delete_also(also).await?;
             }
-            let headers = proxy::reply_headers(&header_list(&response.headers()), "");
+            let headers = backend::forward_response_headers(&header_list(&response.headers()));
             return Ok(Answer::Stream { status, headers, response });
         }
         let err = proxy::backend_error(status, &read_bounded(&response, proxy::MAX_ERROR_BODY).await);
@@ -263,6 +263,9 @@ async fn send(
                     let data = if filter.is_passthrough() {
                         chunk
                     } else {
+                        // Sized for the chunk up front, so decoding into it never reallocates
+                        // (and copies) as it grows.
+                        decoded.reserve(chunk.len() + 1);
                         filter.push(&chunk, &mut decoded)?;
                         std::mem::take(&mut decoded)
                     };
@@ -299,7 +302,9 @@ async fn send(
 /// Read a whole (small) request body through its filter, which decodes and checks it.
 async fn read_all(req: IncomingRequest, mut filter: BodyFilter, length: u64) -> Result<Vec<u8>, S3Error> {
     let mut stream = req.into_body_stream();
-    let mut body = Vec::new();
+    // The whole body at once, without regrowing (and copying) it; a declared length is at most
+    // trusted up to the retry buffer's size.
+    let mut body = Vec::with_capacity(length.min(proxy::RETRY_BUFFER_LIMIT as u64) as usize);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| client_body_error())?;
         filter.push(&chunk, &mut body)?;

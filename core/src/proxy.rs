@@ -522,13 +522,6 @@ pub fn backend_unreachable(detail: &str) -> S3Error {
     )
 }
 
-/// Response headers for a successful forwarded call.
-pub fn reply_headers(backend_headers: &[(String, String)], request_id: &str) -> Vec<(String, String)> {
-    let mut out = backend::forward_response_headers(backend_headers);
-    out.push(("x-amz-request-id".into(), request_id.into()));
-    out
-}
-
 /// The largest backend listing body the proxy reads (1000 keys of 1 KiB each, with room to spare).
 pub const MAX_LIST_BODY: usize = 8 * 1024 * 1024;
 
