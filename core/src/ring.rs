@@ -4,8 +4,19 @@
 //! by the decimal replica number, no separator). A key is hashed the same way (see [`hash_key`]) and is
 //! owned by the bucket of the first point at or after its hash, wrapping around to the first point. When
 //! two buckets produce the same point, the later bucket in configuration order owns it.
+//!
+//! The component builds its ring on every request (Spin instantiates per request), and 64 buckets
+//! are 6,400 SHA-256 hashes, so the work is done only as needed: creating a ring hashes nothing; the
+//! first lookup hashes every point once and keeps the best (no table, no sort), and remembers it;
+//! only a lookup of another key builds the sorted table. In the component, points of bucket names up to 52 bytes are hashed
+//! four at a time with wasm SIMD ([`lanes`]).
+
+#[cfg(any(test, target_arch = "wasm32"))]
+mod lanes;
 
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 /// Virtual nodes per bucket used by the original proxy.
 pub const DEFAULT_REPLICAS: usize = 100;
@@ -46,16 +57,88 @@ fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
+/// The longest message SHA-256 pads into a single 64-byte block.
+#[cfg(any(test, target_arch = "wasm32"))]
+const ONE_BLOCK: usize = 55;
+
+/// Calls `out(replica, point)` for each of `bucket`'s `replicas` points, in replica order.
+fn bucket_points(bucket: &str, replicas: usize, mut out: impl FnMut(usize, u32)) {
+    let mut digits = [0u8; 20];
+    // In wasm, four lanes of SIMD; natively `sha2` (with the CPU's SHA extensions) is faster.
+    #[cfg(target_arch = "wasm32")]
+    if bucket.len() + decimal(replicas.saturating_sub(1), &mut digits).len() <= ONE_BLOCK {
+        #[allow(unused_unsafe)]
+        let hash4 = |blocks: &[[u8; 64]; 4]| unsafe { lanes::first_words_simd(blocks) };
+        bucket_points_in_lanes(bucket.as_bytes(), replicas, hash4, out);
+        return;
+    }
+    let prefix = Sha256::new_with_prefix(bucket.as_bytes());
+    for replica in 0..replicas {
+        let mut hasher = prefix.clone();
+        hasher.update(decimal(replica, &mut digits));
+        out(replica, point_of(hasher));
+    }
+}
+
+/// [`bucket_points`] four replicas at a time with `hash4`, for names short enough that
+/// `bucket + replica` fits one block.
+#[cfg(any(test, target_arch = "wasm32"))]
+fn bucket_points_in_lanes(
+    bucket: &[u8],
+    replicas: usize,
+    hash4: impl Fn(&[[u8; 64]; 4]) -> [u32; 4],
+    mut out: impl FnMut(usize, u32),
+) {
+    let mut template = [0u8; 64];
+    template[..bucket.len()].copy_from_slice(bucket);
+    let mut blocks = [template; 4];
+    let mut digits = [0u8; 20];
+    for first in (0..replicas).step_by(4) {
+        for (lane, block) in blocks.iter_mut().enumerate() {
+            // Lanes past the last replica repeat it; their points are not reported.
+            let replica = (first + lane).min(replicas - 1);
+            let digits = decimal(replica, &mut digits);
+            let len = bucket.len() + digits.len();
+            block[bucket.len()..len].copy_from_slice(digits);
+            block[len] = 0x80;
+            block[len + 1..56].fill(0);
+            block[56..].copy_from_slice(&(len as u64 * 8).to_be_bytes());
+        }
+        let points = hash4(&blocks);
+        for (lane, point) in points.into_iter().enumerate().take(replicas - first) {
+            out(first + lane, point);
+        }
+    }
+}
+
 /// A consistent-hash ring over an ordered list of backend buckets.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Ring {
     buckets: Vec<String>,
-    /// Sorted, deduplicated (point, bucket index) pairs.
-    points: Vec<(u32, u16)>,
+    replicas: usize,
+    /// Sorted, deduplicated points, each `point << 16 | bucket index`, once a lookup built them.
+    table: OnceLock<Vec<u64>>,
+    /// What the scan of the first lookup found, as [`SCANNED`]` | point << 16 | bucket index` (0
+    /// before it): the same key again costs nothing, another key builds the table.
+    scanned: AtomicU64,
+}
+
+/// Marks [`Ring::scanned`] as set.
+const SCANNED: u64 = 1 << 48;
+
+impl Clone for Ring {
+    fn clone(&self) -> Ring {
+        Ring {
+            buckets: self.buckets.clone(),
+            replicas: self.replicas,
+            table: self.table.clone(),
+            scanned: AtomicU64::new(self.scanned.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Ring {
-    /// Builds the ring with [`DEFAULT_REPLICAS`] points per bucket.
+    /// A ring with [`DEFAULT_REPLICAS`] points per bucket.
     ///
     /// Panics if `buckets` is empty or has more than 65536 entries (configuration validation rules out
     /// the former).
@@ -63,44 +146,73 @@ impl Ring {
         Ring::with_replicas(buckets, DEFAULT_REPLICAS)
     }
 
-    /// Builds the ring with `replicas` points per bucket (`replicas` must be at least 1).
+    /// A ring with `replicas` points per bucket (`replicas` must be at least 1). Nothing is hashed
+    /// until the first lookup.
     ///
     /// Panics if `buckets` is empty, has more than 65536 entries, or `replicas` is 0.
     pub fn with_replicas(buckets: &[String], replicas: usize) -> Ring {
         assert!(!buckets.is_empty(), "a ring needs at least one bucket");
         assert!(replicas > 0, "a ring needs at least one replica per bucket");
         assert!(buckets.len() <= usize::from(u16::MAX) + 1, "too many buckets for a ring");
+        Ring { buckets: buckets.to_vec(), replicas, table: OnceLock::new(), scanned: AtomicU64::new(0) }
+    }
 
-        let mut points = Vec::with_capacity(buckets.len() * replicas);
-        let mut digits = [0u8; 20];
-        for (index, bucket) in buckets.iter().enumerate() {
-            let prefix = Sha256::new_with_prefix(bucket.as_bytes());
-            for replica in 0..replicas {
-                let mut hasher = prefix.clone();
-                hasher.update(decimal(replica, &mut digits));
-                points.push((point_of(hasher), index as u16));
-            }
+    /// Calls `out(point, bucket index)` for every point, bucket by bucket in configuration order.
+    fn each_point(&self, mut out: impl FnMut(u32, u16)) {
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            bucket_points(bucket, self.replicas, |_, point| out(point, index as u16));
         }
-        points.sort_unstable();
-        // Equal points sort by bucket index; keep the highest (the later bucket wins).
-        points.dedup_by(|later, kept| {
-            if later.0 == kept.0 {
-                kept.1 = later.1;
-                true
-            } else {
-                false
+    }
+
+    /// The sorted table of points, built on first use.
+    fn table(&self) -> &[u64] {
+        self.table.get_or_init(|| {
+            let mut points = Vec::with_capacity(self.buckets.len() * self.replicas);
+            self.each_point(|point, index| points.push(u64::from(point) << 16 | u64::from(index)));
+            points.sort_unstable();
+            // Equal points sort by bucket index; keep the highest (the later bucket wins).
+            let mut table: Vec<u64> = Vec::with_capacity(points.len());
+            for entry in points {
+                match table.last_mut() {
+                    Some(last) if *last >> 16 == entry >> 16 => *last = entry,
+                    _ => table.push(entry),
+                }
+            }
+            table
+        })
+    }
+
+    /// The owner of ring position `point` found while hashing the points, without a table: the point
+    /// at the smallest clockwise distance (ties to the later bucket).
+    fn scan(&self, point: u32) -> usize {
+        let mut best: Option<(u32, u16)> = None;
+        self.each_point(|p, index| {
+            let distance = p.wrapping_sub(point);
+            if best.is_none_or(|(d, _)| distance <= d) {
+                best = Some((distance, index));
             }
         });
-
-        Ring { buckets: buckets.to_vec(), points }
+        best.map_or(0, |(_, index)| usize::from(index))
     }
 
     /// The index (into [`Ring::buckets`]) of the bucket that owns `key`.
     pub fn owner_index(&self, key: &str) -> usize {
         let point = key_point(hash_key(key));
-        let at = self.points.partition_point(|&(p, _)| p < point);
-        let (_, index) = self.points.get(at).unwrap_or(&self.points[0]);
-        usize::from(*index)
+        if self.table.get().is_none() {
+            let scanned = self.scanned.load(Ordering::Relaxed);
+            if scanned == 0 {
+                let index = self.scan(point);
+                self.scanned.store(SCANNED | u64::from(point) << 16 | index as u64, Ordering::Relaxed);
+                return index;
+            }
+            if (scanned >> 16) as u32 == point {
+                return (scanned & 0xffff) as usize;
+            }
+        }
+        let table = self.table();
+        let at = table.partition_point(|&entry| (entry >> 16) < u64::from(point));
+        let entry = table.get(at).or(table.first()).copied().unwrap_or_default();
+        (entry & 0xffff) as usize
     }
 
     /// The name of the bucket that owns `key`.
@@ -151,29 +263,103 @@ mod tests {
         assert_eq!(decimal(usize::MAX, &mut buf), usize::MAX.to_string().as_bytes());
     }
 
+    /// The built table as (point, bucket index) pairs.
+    fn points(ring: &Ring) -> Vec<(u32, u16)> {
+        ring.table().iter().map(|e| ((e >> 16) as u32, (e & 0xffff) as u16)).collect()
+    }
+
     #[test]
     fn points_match_naive_string_hashing() {
         let buckets = names(&["shard1", "shard2", "shard3"]);
         let ring = Ring::new(&buckets);
-        assert_eq!(ring.points.len(), 300);
-        assert!(ring.points.windows(2).all(|w| w[0].0 < w[1].0));
+        let points = points(&ring);
+        assert_eq!(points.len(), 300);
+        assert!(points.windows(2).all(|w| w[0].0 < w[1].0));
         for (b, bucket) in buckets.iter().enumerate() {
             for i in 0..100 {
                 let p = key_point(&format!("{bucket}{i}"));
-                assert!(ring.points.contains(&(p, b as u16)), "{bucket}{i}");
+                assert!(points.contains(&(p, b as u16)), "{bucket}{i}");
             }
         }
+    }
+
+    #[test]
+    fn lanes_agree_with_sha2_for_every_one_block_length() {
+        // Every name length whose points fit one block, across the 1-, 2- and 3-digit replicas and
+        // a replica count that leaves lanes unused.
+        for len in 0..=ONE_BLOCK - 3 {
+            let bucket: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            for replicas in [1, 3, 5, 103] {
+                let mut seen = vec![];
+                let mut check = |replica: usize, point: u32| {
+                    assert_eq!(point, key_point(&format!("{bucket}{replica}")), "{bucket:?} replica {replica}");
+                    seen.push(replica);
+                };
+                bucket_points_in_lanes(bucket.as_bytes(), replicas, lanes::first_words::<lanes::Portable>, &mut check);
+                assert_eq!(seen, (0..replicas).collect::<Vec<_>>());
+                bucket_points(&bucket, replicas, |replica, point| {
+                    assert_eq!(point, key_point(&format!("{bucket}{replica}")), "{bucket:?} replica {replica}");
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn long_bucket_names_hash_like_short_ones() {
+        let long = "b".repeat(63);
+        let almost = "c".repeat(ONE_BLOCK - 2); // "99" still fits one block, "100" does not
+        for bucket in [long, almost] {
+            let mut n = 0;
+            bucket_points(&bucket, 120, |replica, point| {
+                assert_eq!(point, key_point(&format!("{bucket}{replica}")), "{bucket:?} replica {replica}");
+                n += 1;
+            });
+            assert_eq!(n, 120);
+        }
+    }
+
+    #[test]
+    fn first_lookup_scan_agrees_with_the_table() {
+        let buckets: Vec<String> = (0..16).map(|i| format!("tempo-traces-{i:02}")).collect();
+        let table = Ring::new(&buckets);
+        let _ = table.owner_index("build the table");
+        let _ = table.owner_index("now it is built");
+        assert!(table.table.get().is_some());
+        for i in 0..2000 {
+            let key = format!("tenant/block-{i}/data.parquet");
+            let fresh = Ring::new(&buckets);
+            assert_eq!(fresh.owner_index(&key), table.owner_index(&key), "{key}");
+            assert!(fresh.table.get().is_none(), "a single lookup must not build the table");
+        }
+    }
+
+    #[test]
+    fn the_same_key_again_builds_no_table() {
+        let buckets: Vec<String> = (0..8).map(|i| format!("shard{i}")).collect();
+        let ring = Ring::new(&buckets);
+        let key = "tenant/block-7/meta.json";
+        let owner = ring.owner_index(key);
+        assert_eq!(ring.owner_index("tenant/block-7/data.parquet"), owner, "same hash key");
+        assert_eq!(ring.owner(key), buckets[owner]);
+        assert!(ring.table.get().is_none(), "looking up one key twice must not build the table");
+        let other = (0..100).map(|i| format!("other/block-{i}/x")).find(|k| ring.owner_index(k) != owner);
+        assert!(other.is_some() && ring.table.get().is_some(), "another key builds the table");
+        assert_eq!(ring.owner_index(key), owner);
     }
 
     #[test]
     fn identical_points_go_to_the_later_bucket() {
         // "shard1" + "10".."19" hash the same strings as "shard11" + "0".."9".
         let ring = Ring::new(&names(&["shard1", "shard11"]));
-        assert_eq!(ring.points.len(), 190);
+        let points = points(&ring);
+        assert_eq!(points.len(), 190);
         for i in 0..10 {
             let shared = key_point(&format!("shard11{i}"));
-            let owners: Vec<_> = ring.points.iter().filter(|(p, _)| *p == shared).collect();
+            let owners: Vec<_> = points.iter().filter(|(p, _)| *p == shared).collect();
             assert_eq!(owners, [&(shared, 1)], "shard11{i}");
+            // A key landing exactly on the shared point: the scan must agree.
+            let fresh = Ring::new(&names(&["shard1", "shard11"]));
+            assert_eq!(fresh.scan(shared), 1, "scan at shard11{i}");
         }
     }
 
@@ -189,13 +375,16 @@ mod tests {
     #[test]
     fn keys_past_the_last_point_wrap_to_the_first() {
         let ring = Ring::with_replicas(&names(&["x", "y"]), 1);
-        let (first, last) = (ring.points[0], ring.points[ring.points.len() - 1]);
+        let points = points(&ring);
+        let (first, last) = (points[0], points[points.len() - 1]);
         // Find a key hashing after the last point; it must land on the first point's bucket.
         let key = (0..100_000)
             .map(|i| format!("k{i}"))
             .find(|k| key_point(k) > last.0)
             .expect("some key hashes past the last point");
         assert_eq!(ring.owner_index(&key), usize::from(first.1));
+        let fresh = Ring::with_replicas(&names(&["x", "y"]), 1);
+        assert_eq!(fresh.owner_index(&key), usize::from(first.1), "first lookup (scan) wraps too");
     }
 
     #[test]
@@ -233,6 +422,7 @@ mod tests {
                 let want_hash_key = placement["hash_key"].as_str().unwrap();
                 let want_bucket = placement["bucket"].as_str().unwrap();
                 assert_eq!(hash_key(key), want_hash_key, "hash_key({key:?})");
+                assert_eq!(Ring::with_replicas(&buckets, replicas).owner(key), want_bucket, "first lookup of {key:?}");
                 assert_eq!(ring.owner(key), want_bucket, "owner({key:?}) with {buckets:?}");
                 assert_eq!(buckets[ring.owner_index(key)], want_bucket);
                 checked += 1;

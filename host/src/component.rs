@@ -1,5 +1,6 @@
 //! Runs the real `.wasm` component the way Spin does: wasmtime + wasi:http, Spin variables, one
-//! instance per request, served over HTTP/1.1 with hyper.
+//! instance per request, served over HTTP/1.1 with hyper; outbound plain-HTTP connections are pooled
+//! across requests, as Spin's outbound HTTP pools them.
 
 use anyhow::{anyhow, Context as _};
 use hyper::server::conn::http1;
@@ -16,7 +17,7 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -36,6 +37,9 @@ pub struct ComponentHost {
     pre: ProxyPre<RequestState>,
     variables: Arc<HashMap<String, String>>,
     stats: Arc<Stats>,
+    outbound: Outbound,
+    /// Whether the component's stdout (its access log) reaches ours.
+    stdout: bool,
 }
 
 /// Counters the tests and benchmarks read.
@@ -54,6 +58,75 @@ pub struct RequestState {
     http: WasiHttpCtx,
     variables: Arc<HashMap<String, String>>,
     limiter: MemoryLimiter,
+    outbound: Outbound,
+}
+
+/// How long an outbound request may wait for its connection or its response head when the guest
+/// sets no request options (wasmtime-wasi-http's default).
+const OUTBOUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Outbound wasi:http: plain-HTTP requests share one pooled hyper client (keep-alive connections are
+/// reused across requests and instances); HTTPS takes wasmtime-wasi-http's default path (a new TLS
+/// connection per request).
+#[derive(Clone)]
+struct Outbound {
+    client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, WasiBody>,
+}
+
+impl Outbound {
+    fn new() -> Outbound {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        // Small requests would otherwise wait on delayed ACKs.
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(OUTBOUND_TIMEOUT));
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            // Under the idle timeouts of common S3 servers, so a pooled connection is rarely reused
+            // just as the server closes it.
+            .pool_idle_timeout(std::time::Duration::from_secs(15))
+            .build(connector);
+        Outbound { client }
+    }
+}
+
+type SendResult = wasmtime_wasi_http::Result<(
+    hyper::Response<WasiBody>,
+    Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: hyper::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
+        use http_body_util::BodyExt;
+        if request.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
+            return Box::new(async move {
+                let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+                Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>))
+            });
+        }
+        let client = self.client.clone();
+        Box::new(async move {
+            let first_byte = options.and_then(|o| o.first_byte_timeout).unwrap_or(OUTBOUND_TIMEOUT);
+            let response = tokio::time::timeout(first_byte, client.request(request))
+                .await
+                .map_err(|_| wasmtime_wasi_http::Error::ConnectionReadTimeout)?
+                .map_err(outbound_error)?;
+            let response = response.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+            // The pool's own task drives the connection: there is no per-request I/O future.
+            Ok((response, Box::new(async { Ok(()) }) as Box<dyn std::future::Future<Output = _> + Send>))
+        })
+    }
+}
+
+/// The wasi:http error for a failed pooled request.
+fn outbound_error(err: hyper_util::client::legacy::Error) -> wasmtime_wasi_http::Error {
+    if err.is_connect() {
+        return wasmtime_wasi_http::Error::Connect(std::io::Error::other(format!("{err:?}")));
+    }
+    wasmtime_wasi_http::Error::HttpProtocolError
 }
 
 struct MemoryLimiter {
@@ -82,7 +155,7 @@ impl WasiView for RequestState {
 
 impl WasiHttpView for RequestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
     }
 }
 
@@ -114,7 +187,19 @@ impl ComponentHost {
             .map_err(|e| anyhow!("{e:?}"))?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow!("{e:?}"))?)
             .map_err(|e| anyhow!("{e:?}"))?;
-        Ok(ComponentHost { pre, variables: Arc::new(variables), stats: Arc::default() })
+        Ok(ComponentHost {
+            pre,
+            variables: Arc::new(variables),
+            stats: Arc::default(),
+            outbound: Outbound::new(),
+            stdout: true,
+        })
+    }
+
+    /// Drop what the component prints to stdout (its per-request access log), e.g. in benchmarks.
+    pub fn without_stdout(mut self) -> ComponentHost {
+        self.stdout = false;
+        self
     }
 
     pub fn stats(&self) -> &Arc<Stats> {
@@ -149,21 +234,41 @@ impl ComponentHost {
         Ok((local, self.serve(listener)))
     }
 
+    /// A fresh store for one request.
+    fn store(&self) -> Store<RequestState> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stderr();
+        if self.stdout {
+            wasi.inherit_stdout();
+        }
+        let state = RequestState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            variables: self.variables.clone(),
+            limiter: MemoryLimiter { stats: self.stats.clone() },
+            outbound: self.outbound.clone(),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store
+    }
+
+    /// Create a store and instantiate the component without calling it: the per-request setup
+    /// cost, for the benchmark.
+    pub async fn instantiate_only(&self) -> anyhow::Result<()> {
+        let mut store = self.store();
+        self.pre.instantiate_async(&mut store).await.map_err(|e| anyhow!("{e:?}"))?;
+        Ok(())
+    }
+
     /// Handle one request in a fresh instance, as Spin does.
     async fn handle(
         &self,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let state = RequestState {
-            table: ResourceTable::new(),
-            wasi: WasiCtx::builder().inherit_stderr().inherit_stdout().build(),
-            http: WasiHttpCtx::new(),
-            variables: self.variables.clone(),
-            limiter: MemoryLimiter { stats: self.stats.clone() },
-        };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| &mut s.limiter);
+        let mut store = self.store();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| anyhow!("{e:?}"))?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(|e| anyhow!("{e:?}"))?;

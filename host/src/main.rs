@@ -1,6 +1,8 @@
 //! `tempo-s3-shard`: run the proxy component locally (with local S3 backends by default), or only
 //! the backends (for `spin up`), or the original Go proxy's `config.json` against a real endpoint.
 
+mod bench;
+
 use anyhow::{bail, Context as _};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,6 +15,10 @@ const USAGE: &str = "\
 usage: tempo-s3-shard [OPTIONS]              run local S3 backends and the proxy on 127.0.0.1:8080
        tempo-s3-shard --config config.json   run the proxy with the Go proxy's config.json
        tempo-s3-shard backends               run only the local S3 backends (for `spin up`)
+       tempo-s3-shard rebalance --help       move objects to their ring owner after a ring change
+       tempo-s3-shard ring-plan --help       how a ring spreads keys; what a proposed ring would move
+       tempo-s3-shard bench [--quick]        benchmark the proxy against the direct backend
+                                             (writes target/bench/report.json)
 
 options:
   --listen ADDR        proxy address (default 127.0.0.1:8080, or listen_addr from --config)
@@ -20,6 +26,12 @@ options:
   --data DIR           where the local backends keep objects (default ./data)
   --wasm FILE          use this component instead of building it from the workspace
   --var NAME=VALUE     set a Spin variable (repeatable; overrides the defaults)
+  --quick              bench: shorter runs and 256 MiB instead of 1 GiB large objects
+  --only 1,3,4,5       bench: only these scenario groups (1-2 small objects, 3 large, 4 LIST, 5 fixed work)
+
+bench: `cargo run -p tempo-s3-shard-host -- bench [--quick]`. No --release is needed: the dev profile
+builds all dependencies (wasmtime, hyper, s3s) at opt-level 2, and the component is always built with
+the release-like `component` profile. The full run takes a few minutes on 2 cores.
 ";
 
 struct Args {
@@ -29,6 +41,8 @@ struct Args {
     backend_listen: SocketAddr,
     data: PathBuf,
     vars: HashMap<String, String>,
+    quick: bool,
+    only: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -39,6 +53,8 @@ fn parse_args() -> anyhow::Result<Args> {
         backend_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
         data: PathBuf::from("data"),
         vars: HashMap::new(),
+        quick: false,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -53,6 +69,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--backend-listen" => {
                 args.backend_listen = value("--backend-listen")?.parse().context("--backend-listen takes host:port")?
             }
+            "--quick" => args.quick = true,
+            "--only" => args.only = Some(value("--only")?),
             "--data" => args.data = PathBuf::from(value("--data")?),
             "--wasm" => std::env::set_var("TEMPO_S3_SHARD_WASM", value("--wasm")?),
             "--var" => {
@@ -71,6 +89,12 @@ const LOCAL_BUCKETS: [&str; 3] = ["shard1", "shard2", "shard3"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Subcommands with their own options.
+    match std::env::args().nth(1).as_deref() {
+        Some("rebalance") => return tempo_s3_shard_host::rebalance::main(std::env::args().skip(2).collect()).await,
+        Some("ring-plan") => return tempo_s3_shard_host::plan::main(std::env::args().skip(2).collect()),
+        _ => {}
+    }
     let args = parse_args()?;
     match args.command.as_deref() {
         None => run_proxy(args).await,
@@ -81,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
+        Some("bench") => bench::run(args.quick, args.only.as_deref()).await,
         Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
     }
 }
