@@ -216,6 +216,22 @@ async fn awscli_flow() {
     run_client("awscli_flow", cmd).await;
 }
 
+/// The operator flow again with object tagging, against a moto backend (s3s-fs has no tagging).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn awscli_flow_with_tagging() {
+    let h = Harness::start_moto(&["shard1", "shard2", "shard3"], &[]).await;
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg(clients_dir().join("awscli_flow.sh"))
+        .arg(h.proxy_url())
+        .arg(VIRTUAL_BUCKET)
+        .env("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY)
+        .env("TAGGING", "1")
+        .env("BIG_MIB", "12")
+        .env("TMPDIR", common::temp_dir("awscli-tagging"));
+    run_client("awscli_flow (tagging, moto)", cmd).await;
+}
+
 /// Control: the same clients straight against the s3s-fs backends (no proxy), so a failure above can
 /// be told apart from a client or tool change. s3s-fs's known differences from S3 are tolerated here
 /// only: it takes minio-go's empty `delimiter=` as a delimiter (so no V2 block listing), keeps

@@ -71,6 +71,8 @@ const OUTBOUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600
 #[derive(Clone)]
 struct Outbound {
     client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, WasiBody>,
+    /// HTTPS trusting extra roots (a private CA), when the operator gave some; else the default path.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Outbound {
@@ -84,7 +86,7 @@ impl Outbound {
             // just as the server closes it.
             .pool_idle_timeout(std::time::Duration::from_secs(15))
             .build(connector);
-        Outbound { client }
+        Outbound { client, tls: None }
     }
 }
 
@@ -101,6 +103,9 @@ impl WasiHttpHooks for Outbound {
         _fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
         use http_body_util::BodyExt;
+        if let Some(config) = self.tls.as_ref().filter(|_| request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)) {
+            return Box::new(crate::tls::send(config.clone(), request));
+        }
         if request.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
             return Box::new(async move {
                 let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
@@ -194,6 +199,12 @@ impl ComponentHost {
             outbound: Outbound::new(),
             stdout: true,
         })
+    }
+
+    /// Trust these CA certificates (DER) for HTTPS backends, besides the public web PKI.
+    pub fn with_ca_roots(mut self, roots: &[Vec<u8>]) -> anyhow::Result<ComponentHost> {
+        self.outbound.tls = Some(crate::tls::client_config(roots)?);
+        Ok(self)
     }
 
     /// Drop what the component prints to stdout (its per-request access log), e.g. in benchmarks.

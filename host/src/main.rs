@@ -26,6 +26,7 @@ options:
   --data DIR           where the local backends keep objects (default ./data)
   --wasm FILE          use this component instead of building it from the workspace
   --var NAME=VALUE     set a Spin variable (repeatable; overrides the defaults)
+  --ca-cert FILE       trust this CA (PEM or DER) for https backends, besides the public roots
   --quick              bench: shorter runs and 256 MiB instead of 1 GiB large objects
   --only 1,3,4,5       bench: only these scenario groups (1-2 small objects, 3 large, 4 LIST, 5 fixed work)
 
@@ -41,6 +42,7 @@ struct Args {
     backend_listen: SocketAddr,
     data: PathBuf,
     vars: HashMap<String, String>,
+    ca_cert: Option<PathBuf>,
     quick: bool,
     only: Option<String>,
 }
@@ -53,6 +55,7 @@ fn parse_args() -> anyhow::Result<Args> {
         backend_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
         data: PathBuf::from("data"),
         vars: HashMap::new(),
+        ca_cert: None,
         quick: false,
         only: None,
     };
@@ -70,6 +73,7 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.backend_listen = value("--backend-listen")?.parse().context("--backend-listen takes host:port")?
             }
             "--quick" => args.quick = true,
+            "--ca-cert" => args.ca_cert = Some(PathBuf::from(value("--ca-cert")?)),
             "--only" => args.only = Some(value("--only")?),
             "--data" => args.data = PathBuf::from(value("--data")?),
             "--wasm" => std::env::set_var("TEMPO_S3_SHARD_WASM", value("--wasm")?),
@@ -147,7 +151,10 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
 
     let wasm = wasm::ensure_component()?;
     let engine = component::engine()?;
-    let host = ComponentHost::load(&engine, &wasm, vars.clone())?;
+    let mut host = ComponentHost::load(&engine, &wasm, vars.clone())?;
+    if let Some(path) = &args.ca_cert {
+        host = host.with_ca_roots(&tempo_s3_shard_host::tls::load_roots(path)?)?;
+    }
     let (addr, server) = host.bind(listen).await?;
     let bucket = vars.get("virtual_bucket").cloned().unwrap_or_else(|| "proxy-bucket".into());
     println!("tempo-s3-shard component {} serving bucket '{bucket}' on http://{addr}", wasm.display());

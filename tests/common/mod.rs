@@ -46,6 +46,11 @@ impl Harness {
 
     /// As [`Harness::start`], with Spin variables overridden or added.
     pub async fn start_with(buckets: &[&str], vars: &[(&str, &str)]) -> Harness {
+        Harness::start_trusting(buckets, vars, &[]).await
+    }
+
+    /// As [`Harness::start_with`], with the host trusting these extra CA roots (DER) for HTTPS backends.
+    pub async fn start_trusting(buckets: &[&str], vars: &[(&str, &str)], roots: &[Vec<u8>]) -> Harness {
         let buckets: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
         let backend = S3Backend::start(&temp_dir("backend"), &buckets, BackendOptions::default())
             .await
@@ -60,7 +65,7 @@ impl Harness {
         for (k, v) in vars {
             variables.insert(k.to_string(), v.to_string());
         }
-        let (proxy, server, stats) = start_proxy(variables).await;
+        let (proxy, server, stats) = start_proxy_trusting(variables, roots).await;
         Harness { backend, moto: None, proxy, buckets, stats, server }
     }
 
@@ -132,9 +137,25 @@ impl Drop for Harness {
 
 /// Load the (built) component with `variables` and serve it on a free loopback port.
 pub async fn start_proxy(variables: HashMap<String, String>) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>) {
+    start_proxy_trusting(variables, &[]).await
+}
+
+/// As [`start_proxy`], trusting extra CA roots (DER) for HTTPS backends.
+pub async fn start_proxy_trusting(
+    variables: HashMap<String, String>,
+    roots: &[Vec<u8>],
+) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>) {
     let wasm = wasm::ensure_component().expect("build the component");
     let engine = component::engine().expect("engine");
-    let host = ComponentHost::load(&engine, &wasm, variables).expect("load component");
+    let mut host = ComponentHost::load(&engine, &wasm, variables).expect("load component");
+    // The component's access log (one JSON line per request) would flood the test output; tests
+    // that read it set TEMPO_S3_SHARD_TEST_LOG.
+    if std::env::var_os("TEMPO_S3_SHARD_TEST_LOG").is_none() {
+        host = host.without_stdout();
+    }
+    if !roots.is_empty() {
+        host = host.with_ca_roots(roots).expect("CA roots");
+    }
     let stats = host.stats().clone();
     let (addr, server) = host.bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
     (addr, server, stats)
