@@ -252,8 +252,16 @@ async fn send(
                 Ok::<_, S3Error>(())
             };
             let (response, pumped) = futures::join!(sending, pump);
-            pumped?;
-            Ok((response.map_err(send_error)?, Some(bytes)))
+            match response {
+                // A backend that refused the request may stop reading the body: its answer is what
+                // the client needs, not the broken write.
+                Ok(response) if !proxy::is_success(response.status()) => Ok((response, Some(bytes))),
+                Ok(response) => pumped.map(|()| (response, Some(bytes))),
+                Err(err) => {
+                    pumped?;
+                    Err(send_error(err))
+                }
+            }
         }
         Outbound::Stream(mut stream, mut filter) => {
             let pump = Box::pin(async move {

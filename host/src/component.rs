@@ -320,7 +320,12 @@ fn compile_cached(engine: &Engine, wasm: &Path) -> anyhow::Result<Component> {
     }
     let component = Component::from_binary(engine, &bytes).map_err(|e| anyhow!("{e:?}"))?;
     if let Ok(serialized) = component.serialize() {
-        let _ = std::fs::write(&cache, serialized);
+        // Write aside, then rename: another process (or test thread) may have the old file mapped,
+        // and truncating a mapped file kills it with SIGBUS.
+        let tmp = cache.with_extension(format!("{}.{:?}.tmp", std::process::id(), std::thread::current().id()));
+        if std::fs::write(&tmp, serialized).is_ok() && std::fs::rename(&tmp, &cache).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
     Ok(component)
 }
