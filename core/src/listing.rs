@@ -38,6 +38,26 @@ pub struct ListRequest {
     pub fetch_owner: bool,
 }
 
+/// A `max-keys`/`max-uploads` value: 0..=i32::MAX, capped at `cap`; absent means `cap`.
+pub(crate) fn parse_max(value: Option<&str>, cap: u32, error: &str) -> Result<u32, S3Error> {
+    match value {
+        None => Ok(cap),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if (0..=i64::from(i32::MAX)).contains(&n) => Ok(n.min(i64::from(cap)) as u32),
+            _ => Err(S3Error::invalid_argument(error)),
+        },
+    }
+}
+
+/// `encoding-type`: absent or empty means none; `url` (any case) is the only encoding S3 knows.
+pub(crate) fn parse_encoding(value: Option<&str>) -> Result<bool, S3Error> {
+    match value {
+        None | Some("") => Ok(false),
+        Some(e) if e.eq_ignore_ascii_case("url") => Ok(true),
+        Some(_) => Err(S3Error::invalid_argument("Invalid Encoding Method specified in Request")),
+    }
+}
+
 impl ListRequest {
     /// Read the request from its decoded query parameters (the first occurrence of each counts).
     pub fn from_query(params: &[(String, String)]) -> Result<ListRequest, S3Error> {
@@ -48,22 +68,9 @@ impl ListRequest {
             Some("2") => true,
             Some(_) => return Err(S3Error::invalid_argument("Invalid list-type; use 2 for ListObjectsV2")),
         };
-        let max_keys = match get("max-keys") {
-            None => MAX_KEYS,
-            Some(v) => match v.trim().parse::<i64>() {
-                Ok(n) if (0..=i64::from(i32::MAX)).contains(&n) => n.min(i64::from(MAX_KEYS)) as u32,
-                _ => {
-                    return Err(S3Error::invalid_argument(
-                        "Provided max-keys not an integer or within integer range",
-                    ))
-                }
-            },
-        };
-        let encoding_url = match get("encoding-type") {
-            None | Some("") => false,
-            Some(e) if e.eq_ignore_ascii_case("url") => true,
-            Some(_) => return Err(S3Error::invalid_argument("Invalid Encoding Method specified in Request")),
-        };
+        let max_keys =
+            parse_max(get("max-keys"), MAX_KEYS, "Provided max-keys not an integer or within integer range")?;
+        let encoding_url = parse_encoding(get("encoding-type"))?;
         Ok(ListRequest {
             v2,
             prefix: get("prefix").unwrap_or("").to_string(),

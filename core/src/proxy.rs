@@ -522,6 +522,21 @@ pub fn backend_unreachable(detail: &str) -> S3Error {
     )
 }
 
+/// A backend's listing page: parsed on success, empty for a bucket that does not exist (yet),
+/// otherwise the backend's error, which fails the whole listing.
+fn backend_page<T: Default>(status: u16, body: &[u8], parse: fn(&[u8]) -> S3Result<T>, what: &str) -> S3Result<T> {
+    if is_success(status) {
+        return parse(body).map_err(|e| {
+            S3Error::new(ErrorCode::ServiceUnavailable, format!("a backend returned an unreadable {what}: {}", e.message))
+        });
+    }
+    let err = backend_error(status, body);
+    if err.code == ErrorCode::NoSuchBucket {
+        return Ok(T::default());
+    }
+    Err(err)
+}
+
 /// The largest backend listing body the proxy reads (1000 keys of 1 KiB each, with room to spare).
 pub const MAX_LIST_BODY: usize = 8 * 1024 * 1024;
 
@@ -534,16 +549,7 @@ impl Proxy {
     /// A backend's answer to a list call, as a page for the merge. A bucket that does not exist
     /// holds nothing; any other failure fails the whole listing (never a partial answer).
     pub fn list_page(&self, status: u16, body: &[u8]) -> S3Result<crate::xml::BackendPage> {
-        if is_success(status) {
-            return xml::parse_list_objects(body).map_err(|e| {
-                S3Error::new(ErrorCode::ServiceUnavailable, format!("a backend returned an unreadable listing: {}", e.message))
-            });
-        }
-        let err = backend_error(status, body);
-        if err.code == ErrorCode::NoSuchBucket {
-            return Ok(crate::xml::BackendPage::default());
-        }
-        Err(err)
+        backend_page(status, body, xml::parse_list_objects, "listing")
     }
 
     /// The merged listing as the client's XML response.
@@ -555,16 +561,7 @@ impl Proxy {
 
     /// A backend's answer to a ListMultipartUploads call; like [`Proxy::list_page`].
     pub fn list_uploads_page(&self, status: u16, body: &[u8]) -> S3Result<crate::xml::UploadsPage> {
-        if is_success(status) {
-            return xml::parse_list_multipart_uploads(body).map_err(|e| {
-                S3Error::new(ErrorCode::ServiceUnavailable, format!("a backend returned an unreadable uploads listing: {}", e.message))
-            });
-        }
-        let err = backend_error(status, body);
-        if err.code == ErrorCode::NoSuchBucket {
-            return Ok(crate::xml::UploadsPage::default());
-        }
-        Err(err)
+        backend_page(status, body, xml::parse_list_multipart_uploads, "uploads listing")
     }
 
     /// The merged uploads listing as the client's XML response.

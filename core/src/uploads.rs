@@ -38,22 +38,12 @@ impl UploadsRequest {
     pub fn from_query(params: &[(String, String)]) -> Result<UploadsRequest, S3Error> {
         let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let text = |name: &str| get(name).filter(|v| !v.is_empty()).map(str::to_string);
-        let max_uploads = match get("max-uploads") {
-            None => MAX_UPLOADS,
-            Some(v) => match v.trim().parse::<i64>() {
-                Ok(n) if (0..=i64::from(i32::MAX)).contains(&n) => n.min(i64::from(MAX_UPLOADS)) as u32,
-                _ => {
-                    return Err(S3Error::invalid_argument(
-                        "Argument max-uploads must be an integer between 0 and 2147483647",
-                    ))
-                }
-            },
-        };
-        let encoding_url = match get("encoding-type") {
-            None | Some("") => false,
-            Some(e) if e.eq_ignore_ascii_case("url") => true,
-            Some(_) => return Err(S3Error::invalid_argument("Invalid Encoding Method specified in Request")),
-        };
+        let max_uploads = crate::listing::parse_max(
+            get("max-uploads"),
+            MAX_UPLOADS,
+            "Argument max-uploads must be an integer between 0 and 2147483647",
+        )?;
+        let encoding_url = crate::listing::parse_encoding(get("encoding-type"))?;
         let key_marker = text("key-marker");
         Ok(UploadsRequest {
             prefix: get("prefix").unwrap_or("").to_string(),
