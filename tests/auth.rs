@@ -237,37 +237,11 @@ async fn signed(h: &Harness, method: &str, path: &str, query: &[(&str, &str)]) -
 fn aws_chunked(
     data: &[u8],
     chunk: usize,
-    mut signer: Option<&mut ChunkSigner>,
+    signer: Option<&mut ChunkSigner>,
     trailer: &[(&str, &str)],
     sign_trailer: bool,
 ) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut pieces: Vec<&[u8]> = data.chunks(chunk).collect();
-    pieces.push(b"");
-    for piece in pieces {
-        body.extend_from_slice(format!("{:x}", piece.len()).as_bytes());
-        if let Some(s) = signer.as_mut() {
-            body.extend_from_slice(format!(";chunk-signature={}", s.sign_chunk(piece)).as_bytes());
-        }
-        body.extend_from_slice(b"\r\n");
-        body.extend_from_slice(piece);
-        if !piece.is_empty() {
-            body.extend_from_slice(b"\r\n");
-        }
-    }
-    let mut canonical = String::new();
-    for (n, v) in trailer {
-        body.extend_from_slice(format!("{n}:{v}\r\n").as_bytes());
-        canonical.push_str(&format!("{n}:{v}\n"));
-    }
-    if sign_trailer {
-        if let Some(s) = signer.as_mut() {
-            let sig = s.sign_trailer(canonical.as_bytes());
-            body.extend_from_slice(format!("x-amz-trailer-signature:{sig}\r\n").as_bytes());
-        }
-    }
-    body.extend_from_slice(b"\r\n");
-    body
+    tempo_s3_shard_core::chunked::encode(data, chunk, signer, trailer, sign_trailer)
 }
 
 fn crc32_b64(data: &[u8]) -> String {
