@@ -328,8 +328,8 @@ async fn read_all(req: IncomingRequest, mut filter: BodyFilter, length: u64) -> 
 }
 
 async fn create_bucket(proxy: &Proxy, shard: usize, now: u64) -> Result<(), S3Error> {
-    let request = proxy.create_bucket_request(shard, now);
-    let (response, _) = send(&request, Outbound::Bytes(proxy.create_bucket_body())).await?;
+    let (request, body) = proxy.create_bucket_request(shard, now);
+    let (response, _) = send(&request, Outbound::Bytes(body)).await?;
     let status = response.status();
     if proxy::is_success(status) {
         return Ok(());

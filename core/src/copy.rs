@@ -56,6 +56,8 @@ pub struct StreamedCopy {
     pub get: BackendRequest,
     pub dst_shard: usize,
     dst_key: String,
+    /// The source's backend bucket, key and version (for reading its tags).
+    source: (String, CopySource),
     query: Vec<(String, String)>,
     /// The client's headers (for REPLACE directives).
     client_headers: Vec<(String, String)>,
@@ -135,6 +137,7 @@ impl Proxy {
             get,
             dst_shard,
             dst_key,
+            source: (self.cfg.buckets[src_shard].clone(), src),
             query: route.query.clone(),
             client_headers: parts.headers.clone(),
         }))
@@ -202,16 +205,10 @@ impl StreamedCopy {
 
     /// The request reading the source's tags.
     pub fn tagging_request(&self, proxy: &Proxy, now_unix: u64) -> BackendRequest {
-        let mut get = self.get.clone();
+        let (bucket, src) = &self.source;
         let mut query = vec![("tagging".to_string(), String::new())];
-        if let Some((_, q)) = get.path_and_query.split_once('?') {
-            query.extend(sigv4::decode_query(q).unwrap_or_default());
-        }
-        let path = get.path_and_query.split('?').next().unwrap_or_default().to_string();
-        let (bucket, key) = path[1..].split_once('/').unwrap_or((&path[1..], ""));
-        let key = percent_decode(key).unwrap_or_default();
-        get = backend::request(&proxy.cfg, "GET", bucket, Some(&key), &query, vec![], EMPTY_SHA256, now_unix);
-        get
+        query.extend(src.version_id.iter().map(|v| ("versionId".to_string(), v.clone())));
+        backend::request(&proxy.cfg, "GET", bucket, Some(&src.key), &query, vec![], EMPTY_SHA256, now_unix)
     }
 
     /// The XML the client receives, from the write's response headers.

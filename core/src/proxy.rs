@@ -336,28 +336,21 @@ impl Proxy {
         Ok(Forward { op: route.op, shard, request, body, fallback, also })
     }
 
-    /// The request that creates a missing backend bucket.
-    pub fn create_bucket_request(&self, shard: usize, now_unix: u64) -> BackendRequest {
-        let mut headers = vec![];
+    /// The request that creates a missing backend bucket, and its body (a location constraint
+    /// outside us-east-1).
+    pub fn create_bucket_request(&self, shard: usize, now_unix: u64) -> (BackendRequest, Vec<u8>) {
         let body = if self.cfg.region == "us-east-1" {
-            String::new()
+            Vec::new()
         } else {
-            xml::create_bucket_configuration(&self.cfg.region)
+            xml::create_bucket_configuration(&self.cfg.region).into_bytes()
         };
+        let mut headers = vec![];
         if !body.is_empty() {
             headers.push(("content-length".into(), body.len().to_string()));
         }
-        let hash = sigv4::sha256_hex(body.as_bytes());
-        backend::request(&self.cfg, "PUT", &self.all_buckets[shard], None, &[], headers, &hash, now_unix)
-    }
-
-    /// The body of [`Proxy::create_bucket_request`].
-    pub fn create_bucket_body(&self) -> Vec<u8> {
-        if self.cfg.region == "us-east-1" {
-            vec![]
-        } else {
-            xml::create_bucket_configuration(&self.cfg.region).into_bytes()
-        }
+        let hash = sigv4::sha256_hex(&body);
+        let request = backend::request(&self.cfg, "PUT", &self.all_buckets[shard], None, &[], headers, &hash, now_unix);
+        (request, body)
     }
 }
 
