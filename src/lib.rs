@@ -9,6 +9,7 @@ use spin_sdk::http::{
     ResponseOutparam, Scheme,
 };
 use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
 use tempo_s3_shard_core::backend::{self, BackendRequest};
 use tempo_s3_shard_core::config::Config;
 use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket, Plan, Proxy, Reply};
@@ -31,9 +32,11 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let parts = request_parts(&req);
     let head = parts.method == "HEAD";
     let mut log = AccessLog { request_id: request_id.clone(), time: now, method: parts.method.clone(), ..Default::default() };
-    let answer = match Config::from_lookup(|name| spin_sdk::variables::get(name).ok()) {
+    let proxy = Config::from_lookup(|name| spin_sdk::variables::get(name).ok()).map(Proxy::new);
+    let ring_cache = proxy.as_ref().ok().filter(|p| p.uses_ring(&parts)).and_then(load_ring_tables);
+    let answer = match &proxy {
         Err(e) => {
-            let err = S3Error::from(e);
+            let err = S3Error::from(e.clone());
             log.operation = "Invalid".into();
             log.error = Some(err.message.clone());
             if parts.raw_path == format!("{}health", admin::PREFIX) {
@@ -42,10 +45,9 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 Answer::Reply(Reply::error(&err, &request_id))
             }
         }
-        Ok(cfg) => {
-            let proxy = Proxy::new(cfg);
+        Ok(proxy) => {
             (log.operation, log.key, log.bucket) = proxy.describe(&parts);
-            match serve(&proxy, &parts, req, now).await {
+            match serve(proxy, &parts, req, now).await {
                 Ok(answer) => answer,
                 Err(err) => {
                     log.error = Some(format!("{}: {}", err.code.as_str(), err.message));
@@ -56,7 +58,37 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     };
     (log.status, log.bytes) = respond(out, answer, &request_id, head).await;
     log.duration_us = started.elapsed().as_micros() as u64;
+    if let (Ok(proxy), Some(store)) = (&proxy, &ring_cache) {
+        save_ring_tables(proxy, store);
+    }
     println!("{}", log.to_json());
+}
+
+/// Adopt the rings' tables from Spin's `default` key-value store, for rings large enough to be worth
+/// it; a ring the store has no (good) table for is hashed now, to be stored after the answer. Without
+/// a store (none declared, or it fails), rings hash as they go.
+fn load_ring_tables(proxy: &Proxy) -> Option<Store> {
+    let mut rings = proxy.rings().filter_map(|ring| Some((ring, ring.cache_key()?))).peekable();
+    rings.peek()?;
+    let store = Store::open_default().ok()?;
+    for (ring, key) in rings {
+        match store.get(&key) {
+            Ok(Some(bytes)) if ring.load_table(&bytes) => {}
+            _ => ring.build_table(),
+        }
+    }
+    Some(store)
+}
+
+/// Store the tables this request had to hash (after the client has its answer).
+fn save_ring_tables(proxy: &Proxy, store: &Store) {
+    for ring in proxy.rings() {
+        if let Some((bytes, key)) = ring.table_to_cache().zip(ring.cache_key()) {
+            if let Err(err) = store.set(&key, &bytes) {
+                eprintln!("tempo-s3-shard: could not store the ring table in the key-value store: {err:?}");
+            }
+        }
+    }
 }
 
 async fn serve(proxy: &Proxy, parts: &RequestParts, req: IncomingRequest, now: u64) -> Result<Answer, S3Error> {
@@ -240,6 +272,11 @@ async fn send(
     body: Outbound,
 ) -> Result<(IncomingResponse, Option<Vec<u8>>), S3Error> {
     let outgoing = outgoing_request(request)?;
+    if matches!(&body, Outbound::Bytes(bytes) if bytes.is_empty()) {
+        // No body stream at all: the runtime sends an empty body without waiting for one to finish.
+        let response = http::send::<_, IncomingResponse>(outgoing).await.map_err(send_error)?;
+        return Ok((response, Some(Vec::new())));
+    }
     let mut sink = outgoing.take_body();
     let sending = Box::pin(http::send::<_, IncomingResponse>(outgoing));
     match body {

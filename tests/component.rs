@@ -6,6 +6,7 @@ mod common;
 use aws_sdk_s3::primitives::ByteStream;
 use common::{Harness, VIRTUAL_BUCKET};
 use sha2::{Digest, Sha256};
+use tempo_s3_shard_core::ring::Ring;
 
 const SHARDS: [&str; 3] = ["shard1", "shard2", "shard3"];
 
@@ -67,6 +68,52 @@ async fn all_files_of_a_block_land_together() {
         owners_seen.extend(owners);
     }
     assert!(owners_seen.len() > 1, "12 blocks should spread over more than one shard");
+}
+
+/// Twelve shards: the ring's 1,200 points are worth keeping in Spin's key-value store between
+/// requests (Spin instantiates per request). The cached table must place keys exactly as hashing
+/// does, and a wrong or corrupt cache must never misplace a key: it is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_ring_is_kept_in_the_key_value_store_and_a_bad_one_replaced() {
+    let shards: Vec<String> = (1..=12).map(|i| format!("shard{i:02}")).collect();
+    let names: Vec<&str> = shards.iter().map(String::as_str).collect();
+    let h = Harness::start(&names).await;
+    let s3 = h.client();
+    let genuine = Ring::new(&shards);
+    let cache_key = genuine.cache_key().expect("1,200 points are worth caching");
+    genuine.build_table();
+    let genuine_table = genuine.table_to_cache().unwrap();
+    let cached = || h.key_values.lock().unwrap().get(&cache_key).cloned();
+
+    s3.head_bucket().bucket(VIRTUAL_BUCKET).send().await.unwrap();
+    assert_eq!(cached(), None, "a call that places no key fetches and stores no table");
+
+    let mut block = 0;
+    let mut put_and_check = |what: &'static str| {
+        block += 1;
+        let key = format!("tenant/block-{block:03}/meta.json");
+        let (s3, h) = (&s3, &h);
+        async move {
+            s3.put_object().bucket(VIRTUAL_BUCKET).key(&key).body(ByteStream::from_static(b"x")).send().await.unwrap();
+            assert_eq!(h.holders(&key).await, vec![h.owner(&key)], "{what}: {key} must land on its ring owner");
+        }
+    };
+    put_and_check("no cache yet").await;
+    assert_eq!(cached().as_deref(), Some(genuine_table.as_slice()), "the first placing request stores the table");
+    for _ in 0..12 {
+        put_and_check("cached table").await;
+    }
+
+    // A table of other buckets has the right shape but wrong points; garbage has neither.
+    let others: Vec<String> = (1..=12).map(|i| format!("other{i:02}")).collect();
+    let foreign = Ring::new(&others);
+    foreign.build_table();
+    for (what, bad) in [("foreign table", foreign.table_to_cache().unwrap()), ("garbage", b"not a ring table".to_vec())] {
+        h.key_values.lock().unwrap().insert(cache_key.clone(), bad);
+        put_and_check(what).await;
+        assert_eq!(cached().as_deref(), Some(genuine_table.as_slice()), "{what} is replaced by the real table");
+        put_and_check(what).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

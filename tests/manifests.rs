@@ -144,3 +144,12 @@ fn spinkube_manifest_runs_the_app_with_secrets_from_a_secret() {
     })
     .expect("the SpinApp's values are a valid configuration");
 }
+
+/// The component keeps large rings' tables in the key-value store `default` (see `src/lib.rs`).
+#[test]
+fn spin_toml_grants_the_default_key_value_store() {
+    let manifest = spin_toml();
+    let stores = manifest["component"]["tempo-s3-shard"]["key_value_stores"].as_array().expect("key_value_stores");
+    assert!(stores.iter().any(|s| s.as_str() == Some("default")), "{stores:?}");
+    assert!(include_str!("../src/lib.rs").contains("Store::open_default()"));
+}

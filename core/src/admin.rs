@@ -91,6 +91,16 @@ impl Proxy {
         json_reply(if ok { 200 } else { 503 }, json!({"config": "ok", "healthy": ok, "backends": backends}))
     }
 
+    /// Whether answering `parts` places an object key on a ring, i.e. whether a cached ring table is
+    /// worth fetching for it (bucket-level calls, listings and health checks place nothing).
+    pub fn uses_ring(&self, parts: &RequestParts) -> bool {
+        if let Some(admin) = parse(parts) {
+            return matches!(admin, Ok(AdminOp::Locate { .. }));
+        }
+        route::parse(parts, &self.cfg.virtual_bucket)
+            .is_ok_and(|r| r.op.key().is_some() || r.op == route::Operation::DeleteObjects)
+    }
+
     /// Operation name, key and owning bucket of a request, for the access log.
     pub fn describe(&self, parts: &RequestParts) -> (String, Option<String>, Option<String>) {
         if let Some(op) = parse(parts) {
@@ -193,6 +203,18 @@ mod tests {
         assert_eq!(v["hash_key"], "tenant/block");
         assert_eq!(v["bucket"], p.ring.owner("tenant/block/data"));
         assert_eq!(v["previous_bucket"], p.previous.as_ref().unwrap().owner("tenant/block/data"));
+    }
+
+    #[test]
+    fn only_requests_that_place_keys_use_the_ring() {
+        let p = proxy(None);
+        for target in ["/proxy-bucket/tenant/block/meta.json", "/proxy-bucket/k?tagging", "/_tempo-s3-shard/locate?key=a"] {
+            assert!(p.uses_ring(&get(target)), "{target}");
+        }
+        assert!(p.uses_ring(&RequestParts::new("POST", "/proxy-bucket?delete", vec![])), "DeleteObjects");
+        for target in ["/", "/proxy-bucket", "/proxy-bucket?list-type=2&prefix=a/", "/proxy-bucket?uploads", "/_tempo-s3-shard/health", "/other-bucket/k"] {
+            assert!(!p.uses_ring(&get(target)), "{target}");
+        }
     }
 
     #[test]

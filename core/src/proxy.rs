@@ -176,6 +176,11 @@ impl Proxy {
         Proxy { cfg, ring, previous, all_buckets }
     }
 
+    /// The rings requests are placed with: the current one, then the previous one while resharding.
+    pub fn rings(&self) -> impl Iterator<Item = &Ring> {
+        std::iter::once(&self.ring).chain(self.previous.as_ref())
+    }
+
     /// Every shard that may hold `key`: its owner, then its previous owner if that differs.
     pub fn owners(&self, key: &str) -> Vec<usize> {
         let mut out = vec![self.ring.owner_index(key)];

@@ -10,16 +10,26 @@
 //! first lookup hashes every point once and keeps the best (no table, no sort), and remembers it;
 //! only a lookup of another key builds the sorted table. In the component, points of bucket names up to 52 bytes are hashed
 //! four at a time with wasm SIMD ([`lanes`]).
+//!
+//! A ring of [`CACHE_MIN_POINTS`] or more points is worth keeping between requests: its sorted table
+//! encodes to bytes ([`Ring::table_to_cache`]) under a name derived from the buckets
+//! ([`Ring::cache_key`]), and a later request adopts it ([`Ring::load_table`]) instead of hashing.
+//! A loaded table is checked for shape when adopted, and every owner it answers is re-hashed (one
+//! SHA-256): a point that does not belong to its bucket makes the ring distrust the table and hash.
 
 #[cfg(any(test, target_arch = "wasm32"))]
 mod lanes;
 
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Virtual nodes per bucket used by the original proxy.
 pub const DEFAULT_REPLICAS: usize = 100;
+
+/// Rings with fewer points hash faster than a key-value store answers: 800 points are about 100 µs
+/// in wasm (8 buckets).
+pub const CACHE_MIN_POINTS: usize = 800;
 
 /// The part of an object key that decides placement: the first two `/`-separated segments when the key
 /// has three or more segments (`tenant/block/file` -> `tenant/block`), otherwise the whole key.
@@ -116,11 +126,38 @@ fn bucket_points_in_lanes(
 pub struct Ring {
     buckets: Vec<String>,
     replicas: usize,
-    /// Sorted, deduplicated points, each `point << 16 | bucket index`, once a lookup built them.
-    table: OnceLock<Vec<u64>>,
+    /// Sorted, deduplicated points, each [`entry`]`(point, bucket index, replica)`, once a lookup
+    /// built them or a cached table was loaded.
+    table: OnceLock<Table>,
     /// What the scan of the first lookup found, as [`SCANNED`]` | point << 16 | bucket index` (0
     /// before it): the same key again costs nothing, another key builds the table.
     scanned: AtomicU64,
+    /// A loaded table answered an owner whose point it does not have: hash instead of trusting it.
+    distrusted: AtomicBool,
+}
+
+#[derive(Debug, Clone)]
+struct Table {
+    entries: Vec<u64>,
+    /// Adopted from a cache rather than hashed here.
+    loaded: bool,
+}
+
+/// A table entry: sorting entries orders points, and equal points by bucket index.
+fn entry(point: u32, index: u16, replica: u16) -> u64 {
+    u64::from(point) << 32 | u64::from(index) << 16 | u64::from(replica)
+}
+
+fn entry_point(entry: u64) -> u32 {
+    (entry >> 32) as u32
+}
+
+fn entry_index(entry: u64) -> usize {
+    usize::from((entry >> 16) as u16)
+}
+
+fn entry_replica(entry: u64) -> usize {
+    usize::from(entry as u16)
 }
 
 /// Marks [`Ring::scanned`] as set.
@@ -133,6 +170,7 @@ impl Clone for Ring {
             replicas: self.replicas,
             table: self.table.clone(),
             scanned: AtomicU64::new(self.scanned.load(Ordering::Relaxed)),
+            distrusted: AtomicBool::new(self.distrusted.load(Ordering::Relaxed)),
         }
     }
 }
@@ -149,44 +187,118 @@ impl Ring {
     /// A ring with `replicas` points per bucket (`replicas` must be at least 1). Nothing is hashed
     /// until the first lookup.
     ///
-    /// Panics if `buckets` is empty, has more than 65536 entries, or `replicas` is 0.
+    /// Panics if `buckets` is empty, has more than 65536 entries, or `replicas` is 0 or above 65536.
     pub fn with_replicas(buckets: &[String], replicas: usize) -> Ring {
         assert!(!buckets.is_empty(), "a ring needs at least one bucket");
         assert!(replicas > 0, "a ring needs at least one replica per bucket");
+        assert!(replicas <= usize::from(u16::MAX) + 1, "too many replicas for a ring");
         assert!(buckets.len() <= usize::from(u16::MAX) + 1, "too many buckets for a ring");
-        Ring { buckets: buckets.to_vec(), replicas, table: OnceLock::new(), scanned: AtomicU64::new(0) }
+        Ring {
+            buckets: buckets.to_vec(),
+            replicas,
+            table: OnceLock::new(),
+            scanned: AtomicU64::new(0),
+            distrusted: AtomicBool::new(false),
+        }
     }
 
-    /// Calls `out(point, bucket index)` for every point, bucket by bucket in configuration order.
-    fn each_point(&self, mut out: impl FnMut(u32, u16)) {
+    /// Calls `out(point, bucket index, replica)` for every point, bucket by bucket in configuration order.
+    fn each_point(&self, mut out: impl FnMut(u32, u16, u16)) {
         for (index, bucket) in self.buckets.iter().enumerate() {
-            bucket_points(bucket, self.replicas, |_, point| out(point, index as u16));
+            bucket_points(bucket, self.replicas, |replica, point| out(point, index as u16, replica as u16));
         }
+    }
+
+    /// Hash every point into a sorted, deduplicated table.
+    fn compute_table(&self) -> Vec<u64> {
+        let mut points = Vec::with_capacity(self.buckets.len() * self.replicas);
+        self.each_point(|point, index, replica| points.push(entry(point, index, replica)));
+        points.sort_unstable();
+        // Equal points sort by bucket index; keep the highest (the later bucket wins).
+        let mut table: Vec<u64> = Vec::with_capacity(points.len());
+        for entry in points {
+            match table.last_mut() {
+                Some(last) if entry_point(*last) == entry_point(entry) => *last = entry,
+                _ => table.push(entry),
+            }
+        }
+        table
     }
 
     /// The sorted table of points, built on first use.
     fn table(&self) -> &[u64] {
-        self.table.get_or_init(|| {
-            let mut points = Vec::with_capacity(self.buckets.len() * self.replicas);
-            self.each_point(|point, index| points.push(u64::from(point) << 16 | u64::from(index)));
-            points.sort_unstable();
-            // Equal points sort by bucket index; keep the highest (the later bucket wins).
-            let mut table: Vec<u64> = Vec::with_capacity(points.len());
-            for entry in points {
-                match table.last_mut() {
-                    Some(last) if *last >> 16 == entry >> 16 => *last = entry,
-                    _ => table.push(entry),
-                }
-            }
-            table
-        })
+        &self.table.get_or_init(|| Table { entries: self.compute_table(), loaded: false }).entries
+    }
+
+    /// Build the table now (e.g. when a cache had none to offer, so that it can be stored after).
+    pub fn build_table(&self) {
+        self.table();
+    }
+
+    /// The name a cached table of this ring is stored under, if the ring is large enough to be
+    /// worth caching ([`CACHE_MIN_POINTS`]). It names the format, the replicas and the buckets in
+    /// order, so a configuration change never finds an old table.
+    pub fn cache_key(&self) -> Option<String> {
+        if self.buckets.len() * self.replicas < CACHE_MIN_POINTS {
+            return None;
+        }
+        let mut hasher = Sha256::new();
+        hasher.update((self.replicas as u64).to_be_bytes());
+        for bucket in &self.buckets {
+            hasher.update((bucket.len() as u64).to_be_bytes());
+            hasher.update(bucket.as_bytes());
+        }
+        let digest = hasher.finalize();
+        let mut hex = String::with_capacity(64);
+        for b in digest {
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+        Some(format!("tempo-s3-shard/ring/v1/{hex}"))
+    }
+
+    /// Adopt a table from [`Ring::table_to_cache`] of a ring over the same buckets. Returns false,
+    /// changing nothing, when the bytes are not such a table (wrong length, unsorted, out-of-range
+    /// bucket or replica, too many points missing) or a table is already in use.
+    pub fn load_table(&self, bytes: &[u8]) -> bool {
+        let total = self.buckets.len() * self.replicas;
+        if bytes.len() % 8 != 0 || bytes.len() / 8 > total || bytes.len() / 8 < total - total / 64 - 1 {
+            return false;
+        }
+        let entries: Vec<u64> =
+            bytes.chunks_exact(8).map(|b| u64::from_be_bytes(b.try_into().unwrap_or_default())).collect();
+        let in_range = entries.iter().all(|&e| entry_index(e) < self.buckets.len() && entry_replica(e) < self.replicas);
+        let sorted = entries.windows(2).all(|w| entry_point(w[0]) < entry_point(w[1]));
+        in_range && sorted && self.table.set(Table { entries, loaded: true }).is_ok()
+    }
+
+    /// The table to store in a cache after this request, if this ring hashed it (rather than loading
+    /// a good one): the bytes [`Ring::load_table`] takes.
+    pub fn table_to_cache(&self) -> Option<Vec<u8>> {
+        let table = self.table.get()?;
+        let entries = if self.distrusted.load(Ordering::Relaxed) {
+            self.compute_table()
+        } else if table.loaded {
+            return None;
+        } else {
+            table.entries.clone()
+        };
+        Some(entries.iter().flat_map(|e| e.to_be_bytes()).collect())
+    }
+
+    /// Whether `entry` is really `(point, bucket, replica)` of this ring.
+    fn is_genuine(&self, entry: u64) -> bool {
+        let mut digits = [0u8; 20];
+        let mut hasher = Sha256::new_with_prefix(self.buckets[entry_index(entry)].as_bytes());
+        hasher.update(decimal(entry_replica(entry), &mut digits));
+        point_of(hasher) == entry_point(entry)
     }
 
     /// The owner of ring position `point` found while hashing the points, without a table: the point
     /// at the smallest clockwise distance (ties to the later bucket).
     fn scan(&self, point: u32) -> usize {
         let mut best: Option<(u32, u16)> = None;
-        self.each_point(|p, index| {
+        self.each_point(|p, index, _| {
             let distance = p.wrapping_sub(point);
             if best.is_none_or(|(d, _)| distance <= d) {
                 best = Some((distance, index));
@@ -209,10 +321,17 @@ impl Ring {
                 return (scanned & 0xffff) as usize;
             }
         }
+        if self.distrusted.load(Ordering::Relaxed) {
+            return self.scan(point);
+        }
         let table = self.table();
-        let at = table.partition_point(|&entry| (entry >> 16) < u64::from(point));
+        let at = table.partition_point(|&entry| entry_point(entry) < point);
         let entry = table.get(at).or(table.first()).copied().unwrap_or_default();
-        (entry & 0xffff) as usize
+        if self.table.get().is_some_and(|t| t.loaded) && !self.is_genuine(entry) {
+            self.distrusted.store(true, Ordering::Relaxed);
+            return self.scan(point);
+        }
+        entry_index(entry)
     }
 
     /// The name of the bucket that owns `key`.
@@ -265,7 +384,7 @@ mod tests {
 
     /// The built table as (point, bucket index) pairs.
     fn points(ring: &Ring) -> Vec<(u32, u16)> {
-        ring.table().iter().map(|e| ((e >> 16) as u32, (e & 0xffff) as u16)).collect()
+        ring.table().iter().map(|&e| (entry_point(e), entry_index(e) as u16)).collect()
     }
 
     #[test]
@@ -345,6 +464,93 @@ mod tests {
         let other = (0..100).map(|i| format!("other/block-{i}/x")).find(|k| ring.owner_index(k) != owner);
         assert!(other.is_some() && ring.table.get().is_some(), "another key builds the table");
         assert_eq!(ring.owner_index(key), owner);
+    }
+
+    fn sixteen() -> Vec<String> {
+        (0..16).map(|i| format!("tempo-traces-{i:02}")).collect()
+    }
+
+    #[test]
+    fn a_cached_table_places_keys_exactly_like_hashing() {
+        let buckets = sixteen();
+        let hashed = Ring::new(&buckets);
+        hashed.build_table();
+        let bytes = hashed.table_to_cache().expect("a hashed table is worth storing");
+        assert_eq!(bytes.len(), 8 * hashed.table().len());
+        let cached = Ring::new(&buckets);
+        assert!(cached.load_table(&bytes));
+        for i in 0..2000 {
+            let key = format!("tenant/block-{i}/data.parquet");
+            assert_eq!(cached.owner_index(&key), hashed.owner_index(&key), "{key}");
+        }
+        assert!(!cached.distrusted.load(Ordering::Relaxed));
+        assert_eq!(cached.table_to_cache(), None, "a good loaded table needs no storing again");
+        assert!(!cached.load_table(&bytes), "a ring adopts one table");
+    }
+
+    #[test]
+    fn cache_keys_name_the_buckets_in_order_and_small_rings_have_none() {
+        assert_eq!(Ring::new(&names(&["a", "b", "c"])).cache_key(), None);
+        let buckets = sixteen();
+        let key = Ring::new(&buckets).cache_key().expect("1600 points are worth caching");
+        assert!(key.starts_with("tempo-s3-shard/ring/v1/"), "{key}");
+        assert_eq!(Ring::new(&buckets).cache_key().as_deref(), Some(key.as_str()));
+        let mut reordered = buckets.clone();
+        reordered.swap(0, 1);
+        assert_ne!(Ring::new(&reordered).cache_key().as_deref(), Some(key.as_str()));
+        assert_ne!(Ring::with_replicas(&buckets, 101).cache_key().as_deref(), Some(key.as_str()));
+        // Names are length-prefixed: ["ab", "c"] and ["a", "bc"] differ.
+        let two = |a: &str, b: &str| Ring::with_replicas(&names(&[a, b]), 500).cache_key();
+        assert_ne!(two("ab", "c"), two("a", "bc"));
+    }
+
+    #[test]
+    fn malformed_cached_tables_are_refused() {
+        let buckets = sixteen();
+        let hashed = Ring::new(&buckets);
+        hashed.build_table();
+        let good = hashed.table_to_cache().unwrap();
+        let entries: Vec<u64> = hashed.table().to_vec();
+        let encode = |entries: &[u64]| -> Vec<u8> { entries.iter().flat_map(|e| e.to_be_bytes()).collect() };
+        let mut unsorted = entries.clone();
+        unsorted.swap(10, 11);
+        let mut bad_bucket = entries.clone();
+        bad_bucket[5] = entry(entry_point(bad_bucket[5]), 16, 0);
+        let mut bad_replica = entries.clone();
+        bad_replica[5] = entry(entry_point(bad_replica[5]), 0, 100);
+        let cases: [(&str, Vec<u8>); 7] = [
+            ("empty", Vec::new()),
+            ("not whole entries", good[..good.len() - 3].to_vec()),
+            ("half the points", good[..good.len() / 2].to_vec()),
+            ("unsorted", encode(&unsorted)),
+            ("bucket out of range", encode(&bad_bucket)),
+            ("replica out of range", encode(&bad_replica)),
+            ("too many points", [good.clone(), good[..8].to_vec()].concat()),
+        ];
+        for (what, bytes) in cases {
+            let ring = Ring::new(&buckets);
+            assert!(!ring.load_table(&bytes), "{what}");
+            assert!(ring.table.get().is_none(), "{what}: nothing adopted");
+        }
+    }
+
+    #[test]
+    fn a_table_of_other_buckets_is_distrusted_and_replaced() {
+        let buckets = sixteen();
+        let others: Vec<String> = (0..16).map(|i| format!("other-bucket-{i:02}")).collect();
+        let foreign = Ring::new(&others);
+        foreign.build_table();
+        let ring = Ring::new(&buckets);
+        // Same shape, so it loads; its points are not this ring's.
+        assert!(ring.load_table(&foreign.table_to_cache().unwrap()));
+        let truth = Ring::new(&buckets);
+        for i in 0..200 {
+            let key = format!("tenant/block-{i}/meta.json");
+            assert_eq!(ring.owner_index(&key), truth.owner_index(&key), "{key}");
+        }
+        assert!(ring.distrusted.load(Ordering::Relaxed));
+        truth.build_table();
+        assert_eq!(ring.table_to_cache(), truth.table_to_cache(), "the replacement is the real table");
     }
 
     #[test]

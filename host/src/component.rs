@@ -1,6 +1,7 @@
 //! Runs the real `.wasm` component the way Spin does: wasmtime + wasi:http, Spin variables, one
 //! instance per request, served over HTTP/1.1 with hyper; outbound plain-HTTP connections are pooled
-//! across requests, as Spin's outbound HTTP pools them.
+//! across requests, as Spin's outbound HTTP pools them; the Spin key-value store `default` lives in
+//! memory for as long as the host runs.
 
 use anyhow::{anyhow, Context as _};
 use hyper::server::conn::http1;
@@ -22,11 +23,18 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, 
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "tempo-s3-shard:component/spin-variables-host",
+        world: "tempo-s3-shard:component/spin-host",
+        with: { "fermyon:spin/key-value.store": super::KvStore },
     });
 }
 
-use bindings::fermyon::spin::variables;
+use bindings::fermyon::spin::{key_value, variables};
+
+/// The host's key-value stores: only `default`, in memory, shared by every instance.
+pub type KeyValues = Arc<std::sync::Mutex<HashMap<String, Vec<u8>>>>;
+
+/// An open key-value store, as a guest resource.
+pub struct KvStore(KeyValues);
 
 /// The most linear memory one component instance may use; far above what streaming needs.
 pub const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
@@ -36,6 +44,7 @@ pub const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
 pub struct ComponentHost {
     pre: ProxyPre<RequestState>,
     variables: Arc<HashMap<String, String>>,
+    key_values: KeyValues,
     stats: Arc<Stats>,
     outbound: Outbound,
     /// Whether the component's stdout (its access log) reaches ours.
@@ -57,6 +66,7 @@ pub struct RequestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     variables: Arc<HashMap<String, String>>,
+    key_values: KeyValues,
     limiter: MemoryLimiter,
     outbound: Outbound,
 }
@@ -170,6 +180,64 @@ impl variables::Host for RequestState {
     }
 }
 
+impl key_value::Host for RequestState {}
+
+impl key_value::HostStore for RequestState {
+    fn open(&mut self, label: String) -> Result<wasmtime::component::Resource<KvStore>, key_value::Error> {
+        if label != "default" {
+            return Err(key_value::Error::NoSuchStore);
+        }
+        self.table.push(KvStore(self.key_values.clone())).map_err(|e| key_value::Error::Other(e.to_string()))
+    }
+
+    fn get(
+        &mut self,
+        store: wasmtime::component::Resource<KvStore>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, key_value::Error> {
+        Ok(self.kv(&store)?.get(&key).cloned())
+    }
+
+    fn set(
+        &mut self,
+        store: wasmtime::component::Resource<KvStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), key_value::Error> {
+        self.kv(&store)?.insert(key, value);
+        Ok(())
+    }
+
+    fn delete(&mut self, store: wasmtime::component::Resource<KvStore>, key: String) -> Result<(), key_value::Error> {
+        self.kv(&store)?.remove(&key);
+        Ok(())
+    }
+
+    fn exists(&mut self, store: wasmtime::component::Resource<KvStore>, key: String) -> Result<bool, key_value::Error> {
+        Ok(self.kv(&store)?.contains_key(&key))
+    }
+
+    fn get_keys(&mut self, store: wasmtime::component::Resource<KvStore>) -> Result<Vec<String>, key_value::Error> {
+        Ok(self.kv(&store)?.keys().cloned().collect())
+    }
+
+    fn drop(&mut self, store: wasmtime::component::Resource<KvStore>) -> wasmtime::Result<()> {
+        self.table.delete(store)?;
+        Ok(())
+    }
+}
+
+impl RequestState {
+    /// The contents of an open store.
+    fn kv(
+        &self,
+        store: &wasmtime::component::Resource<KvStore>,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>>, key_value::Error> {
+        let store = self.table.get(store).map_err(|e| key_value::Error::Other(e.to_string()))?;
+        store.0.lock().map_err(|_| key_value::Error::Other("the store is poisoned".into()))
+    }
+}
+
 /// The wasmtime engine configured as Spin configures it for HTTP: pooling allocator, async.
 pub fn engine() -> anyhow::Result<Engine> {
     let mut config = wasmtime::Config::new();
@@ -199,11 +267,14 @@ impl ComponentHost {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow!("{e:?}"))?;
         variables::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)
             .map_err(|e| anyhow!("{e:?}"))?;
+        key_value::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e:?}"))?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow!("{e:?}"))?)
             .map_err(|e| anyhow!("{e:?}"))?;
         Ok(ComponentHost {
             pre,
             variables: Arc::new(variables),
+            key_values: KeyValues::default(),
             stats: Arc::default(),
             outbound: Outbound::new(),
             stdout: true,
@@ -220,6 +291,11 @@ impl ComponentHost {
     pub fn without_stdout(mut self) -> ComponentHost {
         self.stdout = false;
         self
+    }
+
+    /// The `default` key-value store's contents (shared with the running host).
+    pub fn key_values(&self) -> &KeyValues {
+        &self.key_values
     }
 
     pub fn stats(&self) -> &Arc<Stats> {
@@ -266,6 +342,7 @@ impl ComponentHost {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             variables: self.variables.clone(),
+            key_values: self.key_values.clone(),
             limiter: MemoryLimiter { stats: self.stats.clone() },
             outbound: self.outbound.clone(),
         };

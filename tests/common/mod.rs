@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
-use tempo_s3_shard_host::component::{self, Stats};
+use tempo_s3_shard_host::component::{self, KeyValues, Stats};
 use tempo_s3_shard_host::{wasm, ComponentHost};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -35,6 +35,8 @@ pub struct Harness {
     pub proxy: SocketAddr,
     pub buckets: Vec<String>,
     pub stats: Arc<Stats>,
+    /// The host's Spin key-value store `default`.
+    pub key_values: KeyValues,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -65,8 +67,8 @@ impl Harness {
         for (k, v) in vars {
             variables.insert(k.to_string(), v.to_string());
         }
-        let (proxy, server, stats) = start_proxy_trusting(variables, roots).await;
-        Harness { backend, moto: None, proxy, buckets, stats, server }
+        let (proxy, server, stats, key_values) = start_proxy_trusting(variables, roots).await;
+        Harness { backend, moto: None, proxy, buckets, stats, key_values, server }
     }
 
     /// As [`Harness::start_with`], but the backend is a `moto` S3 server (tagging, conditional
@@ -137,14 +139,15 @@ impl Drop for Harness {
 
 /// Load the (built) component with `variables` and serve it on a free loopback port.
 pub async fn start_proxy(variables: HashMap<String, String>) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>) {
-    start_proxy_trusting(variables, &[]).await
+    let (addr, server, stats, _) = start_proxy_trusting(variables, &[]).await;
+    (addr, server, stats)
 }
 
 /// As [`start_proxy`], trusting extra CA roots (DER) for HTTPS backends.
 pub async fn start_proxy_trusting(
     variables: HashMap<String, String>,
     roots: &[Vec<u8>],
-) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>) {
+) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
     let wasm = wasm::ensure_component().expect("build the component");
     let engine = component::engine().expect("engine");
     let mut host = ComponentHost::load(&engine, &wasm, variables).expect("load component");
@@ -157,8 +160,9 @@ pub async fn start_proxy_trusting(
         host = host.with_ca_roots(roots).expect("CA roots");
     }
     let stats = host.stats().clone();
+    let key_values = host.key_values().clone();
     let (addr, server) = host.bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
-    (addr, server, stats)
+    (addr, server, stats, key_values)
 }
 
 pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
