@@ -28,6 +28,7 @@ use common::{Harness, VIRTUAL_BUCKET};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
+use tempo_s3_shard_core::testing::Rng;
 use tokio::sync::Semaphore;
 
 const SHARDS: [&str; 5] = ["shard1", "shard2", "shard3", "shard4", "shard5"];
@@ -39,24 +40,6 @@ const PARALLEL: usize = 6;
 
 // ---------------------------------------------------------------------------------------------
 // Key sets
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn uuid(&mut self) -> String {
-        let h = format!("{:016x}{:016x}", self.next(), self.next());
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-    }
-}
 
 const BLOCK_FILES: [&str; 4] = ["meta.json", "bloom-0", "data.parquet", "index"];
 

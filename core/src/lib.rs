@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod ring;
 pub mod route;
 pub mod sigv4;
+pub mod testing;
 pub mod uploads;
 pub mod xml;
 

@@ -357,6 +357,7 @@ impl UploadsMerger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Rng;
     use crate::error::ErrorCode;
     use crate::xml;
 
@@ -391,18 +392,6 @@ mod tests {
         }
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
 
     /// The item (name, upload id) an upload lists as under `prefix`/`delimiter`.
     fn item_of(u: &UploadEntry, prefix: &str, delimiter: Option<&str>) -> (String, String) {
