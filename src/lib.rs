@@ -72,9 +72,9 @@ fn load_ring_tables(proxy: &Proxy) -> Option<Store> {
     rings.peek()?;
     let store = Store::open_default().ok()?;
     for (ring, key) in rings {
-        match store.get(&key) {
-            Ok(Some(bytes)) if ring.load_table(&bytes) => {}
-            _ => ring.build_table(),
+        let cached = store.get(&key).ok().flatten();
+        if !cached.is_some_and(|bytes| ring.load_table(bytes)) {
+            ring.build_table();
         }
     }
     Some(store)
@@ -83,7 +83,7 @@ fn load_ring_tables(proxy: &Proxy) -> Option<Store> {
 /// Store the tables this request had to hash (after the client has its answer).
 fn save_ring_tables(proxy: &Proxy, store: &Store) {
     for ring in proxy.rings() {
-        if let Some((bytes, key)) = ring.table_to_cache().zip(ring.cache_key()) {
+        if let Some((bytes, key)) = ring.table_to_cache().and_then(|bytes| Some((bytes, ring.cache_key()?))) {
             if let Err(err) = store.set(&key, &bytes) {
                 eprintln!("tempo-s3-shard: could not store the ring table in the key-value store: {err:?}");
             }

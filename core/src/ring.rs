@@ -136,11 +136,54 @@ pub struct Ring {
     distrusted: AtomicBool,
 }
 
+/// The sorted points as big-endian [`entry`] values, 8 bytes each: the same bytes whether hashed
+/// here or adopted from a cache, so a cached table is searched where it landed, without decoding.
 #[derive(Debug, Clone)]
 struct Table {
-    entries: Vec<u64>,
+    bytes: Vec<u8>,
     /// Adopted from a cache rather than hashed here.
     loaded: bool,
+}
+
+impl Table {
+    fn hashed(entries: &[u64]) -> Table {
+        Table { bytes: entries.iter().flat_map(|e| e.to_be_bytes()).collect(), loaded: false }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len() / 8
+    }
+
+    fn entry(&self, i: usize) -> u64 {
+        be_u64(&self.bytes[i * 8..i * 8 + 8])
+    }
+
+    fn entries(&self) -> impl Iterator<Item = u64> + '_ {
+        self.bytes.chunks_exact(8).map(be_u64)
+    }
+
+    /// The first entry at or after `point`, wrapping around to the first.
+    fn successor(&self, point: u32) -> u64 {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if entry_point(self.entry(mid)) < point {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if self.len() == 0 {
+            return 0;
+        }
+        self.entry(if lo == self.len() { 0 } else { lo })
+    }
+}
+
+fn be_u64(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes);
+    u64::from_be_bytes(word)
 }
 
 /// A table entry: sorting entries orders points, and equal points by bucket index.
@@ -226,8 +269,8 @@ impl Ring {
     }
 
     /// The sorted table of points, built on first use.
-    fn table(&self) -> &[u64] {
-        &self.table.get_or_init(|| Table { entries: self.compute_table(), loaded: false }).entries
+    fn table(&self) -> &Table {
+        self.table.get_or_init(|| Table::hashed(&self.compute_table()))
     }
 
     /// Build the table now (e.g. when a cache had none to offer, so that it can be stored after).
@@ -260,30 +303,32 @@ impl Ring {
     /// Adopt a table from [`Ring::table_to_cache`] of a ring over the same buckets. Returns false,
     /// changing nothing, when the bytes are not such a table (wrong length, unsorted, out-of-range
     /// bucket or replica, too many points missing) or a table is already in use.
-    pub fn load_table(&self, bytes: &[u8]) -> bool {
+    pub fn load_table(&self, bytes: Vec<u8>) -> bool {
         let total = self.buckets.len() * self.replicas;
         if bytes.len() % 8 != 0 || bytes.len() / 8 > total || bytes.len() / 8 < total - total / 64 - 1 {
             return false;
         }
-        let entries: Vec<u64> =
-            bytes.chunks_exact(8).map(|b| u64::from_be_bytes(b.try_into().unwrap_or_default())).collect();
-        let in_range = entries.iter().all(|&e| entry_index(e) < self.buckets.len() && entry_replica(e) < self.replicas);
-        let sorted = entries.windows(2).all(|w| entry_point(w[0]) < entry_point(w[1]));
-        in_range && sorted && self.table.set(Table { entries, loaded: true }).is_ok()
+        let table = Table { bytes, loaded: true };
+        let mut previous: Option<u32> = None;
+        let well_formed = table.entries().all(|e| {
+            let ordered = previous.is_none_or(|p| p < entry_point(e));
+            previous = Some(entry_point(e));
+            ordered && entry_index(e) < self.buckets.len() && entry_replica(e) < self.replicas
+        });
+        well_formed && self.table.set(table).is_ok()
     }
 
     /// The table to store in a cache after this request, if this ring hashed it (rather than loading
     /// a good one): the bytes [`Ring::load_table`] takes.
     pub fn table_to_cache(&self) -> Option<Vec<u8>> {
         let table = self.table.get()?;
-        let entries = if self.distrusted.load(Ordering::Relaxed) {
-            self.compute_table()
+        if self.distrusted.load(Ordering::Relaxed) {
+            Some(Table::hashed(&self.compute_table()).bytes)
         } else if table.loaded {
-            return None;
+            None
         } else {
-            table.entries.clone()
-        };
-        Some(entries.iter().flat_map(|e| e.to_be_bytes()).collect())
+            Some(table.bytes.clone())
+        }
     }
 
     /// Whether `entry` is really `(point, bucket, replica)` of this ring.
@@ -325,9 +370,8 @@ impl Ring {
             return self.scan(point);
         }
         let table = self.table();
-        let at = table.partition_point(|&entry| entry_point(entry) < point);
-        let entry = table.get(at).or(table.first()).copied().unwrap_or_default();
-        if self.table.get().is_some_and(|t| t.loaded) && !self.is_genuine(entry) {
+        let entry = table.successor(point);
+        if table.loaded && !self.is_genuine(entry) {
             self.distrusted.store(true, Ordering::Relaxed);
             return self.scan(point);
         }
@@ -384,7 +428,7 @@ mod tests {
 
     /// The built table as (point, bucket index) pairs.
     fn points(ring: &Ring) -> Vec<(u32, u16)> {
-        ring.table().iter().map(|&e| (entry_point(e), entry_index(e) as u16)).collect()
+        ring.table().entries().map(|e| (entry_point(e), entry_index(e) as u16)).collect()
     }
 
     #[test]
@@ -478,14 +522,14 @@ mod tests {
         let bytes = hashed.table_to_cache().expect("a hashed table is worth storing");
         assert_eq!(bytes.len(), 8 * hashed.table().len());
         let cached = Ring::new(&buckets);
-        assert!(cached.load_table(&bytes));
+        assert!(cached.load_table(bytes.clone()));
         for i in 0..2000 {
             let key = format!("tenant/block-{i}/data.parquet");
             assert_eq!(cached.owner_index(&key), hashed.owner_index(&key), "{key}");
         }
         assert!(!cached.distrusted.load(Ordering::Relaxed));
         assert_eq!(cached.table_to_cache(), None, "a good loaded table needs no storing again");
-        assert!(!cached.load_table(&bytes), "a ring adopts one table");
+        assert!(!cached.load_table(bytes), "a ring adopts one table");
     }
 
     #[test]
@@ -510,7 +554,7 @@ mod tests {
         let hashed = Ring::new(&buckets);
         hashed.build_table();
         let good = hashed.table_to_cache().unwrap();
-        let entries: Vec<u64> = hashed.table().to_vec();
+        let entries: Vec<u64> = hashed.table().entries().collect();
         let encode = |entries: &[u64]| -> Vec<u8> { entries.iter().flat_map(|e| e.to_be_bytes()).collect() };
         let mut unsorted = entries.clone();
         unsorted.swap(10, 11);
@@ -529,7 +573,7 @@ mod tests {
         ];
         for (what, bytes) in cases {
             let ring = Ring::new(&buckets);
-            assert!(!ring.load_table(&bytes), "{what}");
+            assert!(!ring.load_table(bytes), "{what}");
             assert!(ring.table.get().is_none(), "{what}: nothing adopted");
         }
     }
@@ -542,7 +586,7 @@ mod tests {
         foreign.build_table();
         let ring = Ring::new(&buckets);
         // Same shape, so it loads; its points are not this ring's.
-        assert!(ring.load_table(&foreign.table_to_cache().unwrap()));
+        assert!(ring.load_table(foreign.table_to_cache().unwrap()));
         let truth = Ring::new(&buckets);
         for i in 0..200 {
             let key = format!("tenant/block-{i}/meta.json");

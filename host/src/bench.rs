@@ -797,7 +797,7 @@ impl Bench {
             let cached = built.table_to_cache().unwrap_or_default();
             let adopt = time_per_call(iters, || {
                 let ring = Ring::new(&buckets);
-                let loaded = ring.load_table(&cached);
+                let loaded = ring.load_table(cached.clone());
                 std::hint::black_box(loaded.then(|| ring.owner_index(key)));
             });
             fixed.native.push(("config parse".into(), n, parse));
