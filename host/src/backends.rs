@@ -34,6 +34,10 @@ pub struct BackendOptions {
     pub listen: SocketAddr,
     /// Serve HTTPS with this certificate chain and PKCS#8 key (DER), instead of plain HTTP.
     pub tls: Option<(Vec<Vec<u8>>, Vec<u8>)>,
+    /// Hand response bodies to the connection in frames of at least this many bytes (the last one
+    /// may be shorter). s3s-fs reads files 4 KiB at a time and sends each read as a frame, which no
+    /// networked object store does; benchmarks set this to measure per-frame costs realistically.
+    pub min_frame: Option<usize>,
 }
 
 impl Default for BackendOptions {
@@ -44,6 +48,7 @@ impl Default for BackendOptions {
             latency: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: None,
+            min_frame: None,
         }
     }
 }
@@ -61,6 +66,7 @@ impl S3Backend {
         let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("cannot listen on {}", opts.listen))?;
         let addr = listener.local_addr()?;
         let latency = opts.latency;
+        let min_frame = opts.min_frame.unwrap_or(0);
         let tls = match &opts.tls {
             Some((chain, key)) => Some(tls_acceptor(chain, key)?),
             None => None,
@@ -86,7 +92,8 @@ impl S3Backend {
                             if fail {
                                 return Ok(internal_error());
                             }
-                            hyper::service::Service::call(&service, req).await
+                            let response = hyper::service::Service::call(&service, req).await?;
+                            Ok::<_, s3s::HttpError>(response.map(|body| Framed::new(body, min_frame)))
                         }
                     });
                     match tls {
@@ -133,11 +140,75 @@ impl Drop for S3Backend {
 }
 
 /// The answer of a failing backend.
-fn internal_error() -> http::Response<s3s::Body> {
+fn internal_error() -> http::Response<Framed> {
     let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected failure</Message></Error>";
-    let mut resp = http::Response::new(s3s::Body::from(body.to_string()));
+    let mut resp = http::Response::new(Framed::new(s3s::Body::from(body.to_string()), 0));
     *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     resp
+}
+
+/// A response body whose data frames are joined until they reach `min` bytes
+/// ([`BackendOptions::min_frame`]); with `min` 0 the frames pass as they are.
+struct Framed {
+    inner: std::pin::Pin<Box<s3s::Body>>,
+    min: usize,
+    /// Data joined so far for the next frame.
+    joined: bytes::BytesMut,
+    /// A frame (trailers) or error that came while joining, for after the joined data.
+    held: Option<Result<hyper::body::Frame<bytes::Bytes>, s3s::StdError>>,
+    ended: bool,
+}
+
+impl Framed {
+    fn new(inner: s3s::Body, min: usize) -> Framed {
+        Framed { inner: Box::pin(inner), min, joined: bytes::BytesMut::new(), held: None, ended: false }
+    }
+}
+
+impl hyper::body::Body for Framed {
+    type Data = bytes::Bytes;
+    type Error = s3s::StdError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        while !this.ended && this.held.is_none() && (this.joined.is_empty() || this.joined.len() < this.min) {
+            match this.inner.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => this.ended = true,
+                Poll::Ready(Some(Err(err))) => this.held = Some(Err(err)),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) if this.joined.is_empty() && data.len() >= this.min => {
+                        return Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
+                    }
+                    Ok(data) => this.joined.extend_from_slice(&data),
+                    Err(frame) => this.held = Some(Ok(frame)),
+                },
+            }
+        }
+        if !this.joined.is_empty() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(this.joined.split().freeze()))));
+        }
+        Poll::Ready(this.held.take())
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.held.is_none() && self.joined.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        let inner = self.inner.size_hint();
+        let joined = self.joined.len() as u64;
+        let mut hint = hyper::body::SizeHint::new();
+        hint.set_lower(inner.lower() + joined);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + joined);
+        }
+        hint
+    }
 }
 
 fn tls_acceptor(chain: &[Vec<u8>], key: &[u8]) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
