@@ -2,6 +2,8 @@
 //! the sans-IO core (`tempo-s3-shard-core`), which makes every decision.
 #![cfg(target_arch = "wasm32")]
 
+mod body;
+
 use futures::future::{self, Either};
 use futures::{FutureExt, SinkExt, StreamExt};
 use spin_sdk::http::{
@@ -136,7 +138,7 @@ async fn streamed_copy(proxy: &Proxy, copy: &StreamedCopy, now: u64) -> Result<R
         None
     };
     let (put, _) = copy.put_request(proxy, &source_headers, tags.as_deref(), now)?;
-    let stream = Box::pin(source.take_body_stream().map(|r| r.map_err(|_| ())));
+    let stream = Box::pin(body::incoming(source.consume().ok()));
     let (response, _) = send(&put, Outbound::Stream(stream, BodyFilter::Passthrough)).await?;
     drop(source);
     let status = response.status();
@@ -195,7 +197,7 @@ async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) ->
             Outbound::Bytes(bytes)
         }
         Body::Stream { filter, .. } => {
-            Outbound::Stream(Box::pin(req.into_body_stream().map(|r| r.map_err(|_| ()))), filter)
+            Outbound::Stream(Box::pin(body::incoming(req.consume().ok())), filter)
         }
     };
     let mut created = false;
@@ -347,7 +349,7 @@ async fn send(
 
 /// Read a whole (small) request body through its filter, which decodes and checks it.
 async fn read_all(req: IncomingRequest, mut filter: BodyFilter, length: u64) -> Result<Vec<u8>, S3Error> {
-    let mut stream = req.into_body_stream();
+    let mut stream = body::incoming(req.consume().ok());
     // The whole body at once, without regrowing (and copying) it; a declared length is at most
     // trusted up to the retry buffer's size.
     let mut body = Vec::with_capacity(length.min(proxy::RETRY_BUFFER_LIMIT as u64) as usize);
@@ -479,7 +481,7 @@ async fn respond(out: ResponseOutparam, answer: Answer, request_id: &str, head: 
             }
         }
         Either::Right(backend) => {
-            let mut stream = backend.take_body_stream().fuse();
+            let mut stream = body::incoming(backend.consume().ok());
             // If the backend or the client goes away mid-body, stop: the runtime sees the body is
             // shorter than its Content-Length and aborts the response rather than truncating it.
             while let Some(data) = next_gathered(&mut stream).await {
@@ -541,7 +543,7 @@ fn request_parts(req: &IncomingRequest) -> RequestParts {
 
 /// Read at most `limit` bytes of a backend response body.
 async fn read_bounded(response: &IncomingResponse, limit: usize) -> Vec<u8> {
-    let mut stream = response.take_body_stream();
+    let mut stream = body::incoming(response.consume().ok());
     let mut body = Vec::new();
     while let Some(Ok(chunk)) = stream.next().await {
         body.extend_from_slice(&chunk);
