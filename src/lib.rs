@@ -14,7 +14,7 @@ use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use tempo_s3_shard_core::backend::{self, BackendRequest};
 use tempo_s3_shard_core::config::Config;
-use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket, Plan, Proxy, Reply};
+use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket, Plan, Proxy, Reply, Target};
 use tempo_s3_shard_core::route::RequestParts;
 use tempo_s3_shard_core::copy::StreamedCopy;
 use tempo_s3_shard_core::admin::{self, AccessLog};
@@ -35,7 +35,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let head = parts.method == "HEAD";
     let mut log = AccessLog { request_id: request_id.clone(), time: now, method: parts.method.clone(), ..Default::default() };
     let proxy = Config::from_lookup(|name| spin_sdk::variables::get(name).ok()).map(Proxy::new);
-    let ring_cache = proxy.as_ref().ok().filter(|p| p.uses_ring(&parts)).and_then(load_ring_tables);
+    let mut ring_cache = None;
     let answer = match &proxy {
         Err(e) => {
             let err = S3Error::from(e.clone());
@@ -48,8 +48,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             }
         }
         Ok(proxy) => {
-            (log.operation, log.key, log.bucket) = proxy.describe(&parts);
-            match serve(proxy, &parts, req, now).await {
+            let target = proxy.target(&parts);
+            if target.uses_ring() {
+                ring_cache = load_ring_tables(proxy);
+            }
+            (log.operation, log.key, log.bucket) = proxy.describe(&target);
+            match serve(proxy, &parts, target, req, now).await {
                 Ok(answer) => answer,
                 Err(err) => {
                     log.error = Some(format!("{}: {}", err.code.as_str(), err.message));
@@ -93,9 +97,9 @@ fn save_ring_tables(proxy: &Proxy, store: &Store) {
     }
 }
 
-async fn serve(proxy: &Proxy, parts: &RequestParts, req: IncomingRequest, now: u64) -> Result<Answer, S3Error> {
+async fn serve(proxy: &Proxy, parts: &RequestParts, target: Target, req: IncomingRequest, now: u64) -> Result<Answer, S3Error> {
     let payload = proxy.authenticate(parts, now)?;
-    match proxy.plan(parts, payload, now)? {
+    match proxy.plan_target(parts, target, payload, now)? {
         Plan::Reply(reply) => Ok(Answer::Reply(reply)),
         Plan::Forward(fwd) => forward(proxy, fwd, req, now).await,
         Plan::List(merger) => list(proxy, *merger, now).await.map(Answer::Reply),

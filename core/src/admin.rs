@@ -3,9 +3,9 @@
 
 use crate::backend::{self, BackendRequest, EMPTY_SHA256};
 use crate::error::{ErrorCode, S3Error, S3Result};
-use crate::proxy::{Proxy, Reply};
+use crate::proxy::{Proxy, Reply, Target};
 use crate::ring::hash_key;
-use crate::route::{self, RequestParts};
+use crate::route::RequestParts;
 use crate::sigv4;
 use serde_json::json;
 
@@ -91,33 +91,23 @@ impl Proxy {
         json_reply(if ok { 200 } else { 503 }, json!({"config": "ok", "healthy": ok, "backends": backends}))
     }
 
-    /// Whether answering `parts` places an object key on a ring, i.e. whether a cached ring table is
-    /// worth fetching for it (bucket-level calls, listings and health checks place nothing).
-    pub fn uses_ring(&self, parts: &RequestParts) -> bool {
-        if let Some(admin) = parse(parts) {
-            return matches!(admin, Ok(AdminOp::Locate { .. }));
-        }
-        route::parse(parts, &self.cfg.virtual_bucket)
-            .is_ok_and(|r| r.op.key().is_some() || r.op == route::Operation::DeleteObjects)
-    }
-
     /// Operation name, key and owning bucket of a request, for the access log.
-    pub fn describe(&self, parts: &RequestParts) -> (String, Option<String>, Option<String>) {
-        if let Some(op) = parse(parts) {
-            let name = match op {
-                Ok(AdminOp::Health) => "AdminHealth",
-                Ok(AdminOp::Locate { .. }) => "AdminLocate",
-                Err(_) => "Admin",
-            };
-            return (name.into(), None, None);
-        }
-        match route::parse(parts, &self.cfg.virtual_bucket) {
-            Ok(r) => {
+    pub fn describe(&self, target: &Target) -> (String, Option<String>, Option<String>) {
+        match target {
+            Target::Admin(op) => {
+                let name = match op {
+                    Ok(AdminOp::Health) => "AdminHealth",
+                    Ok(AdminOp::Locate { .. }) => "AdminLocate",
+                    Err(_) => "Admin",
+                };
+                (name.into(), None, None)
+            }
+            Target::S3(Ok(r)) => {
                 let key = r.op.key().map(str::to_string);
                 let bucket = key.as_deref().map(|k| self.ring.owner(k).to_string());
                 (r.op.name().into(), key, bucket)
             }
-            Err(_) => ("Invalid".into(), None, None),
+            Target::S3(Err(_)) => ("Invalid".into(), None, None),
         }
     }
 }
@@ -209,11 +199,11 @@ mod tests {
     fn only_requests_that_place_keys_use_the_ring() {
         let p = proxy(None);
         for target in ["/proxy-bucket/tenant/block/meta.json", "/proxy-bucket/k?tagging", "/_tempo-s3-shard/locate?key=a"] {
-            assert!(p.uses_ring(&get(target)), "{target}");
+            assert!(p.target(&get(target)).uses_ring(), "{target}");
         }
-        assert!(p.uses_ring(&RequestParts::new("POST", "/proxy-bucket?delete", vec![])), "DeleteObjects");
+        assert!(p.target(&RequestParts::new("POST", "/proxy-bucket?delete", vec![])).uses_ring(), "DeleteObjects");
         for target in ["/", "/proxy-bucket", "/proxy-bucket?list-type=2&prefix=a/", "/proxy-bucket?uploads", "/_tempo-s3-shard/health", "/other-bucket/k"] {
-            assert!(!p.uses_ring(&get(target)), "{target}");
+            assert!(!p.target(&get(target)).uses_ring(), "{target}");
         }
     }
 

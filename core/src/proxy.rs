@@ -158,6 +158,25 @@ pub enum Plan {
     Health,
 }
 
+/// What a request addresses: an operator endpoint, or an S3 operation on the virtual bucket.
+pub enum Target {
+    Admin(S3Result<crate::admin::AdminOp>),
+    S3(S3Result<Route>),
+}
+
+impl Target {
+    /// Whether answering places an object key on a ring, i.e. whether a cached ring table is worth
+    /// fetching for it (bucket-level calls, listings and health checks place nothing).
+    pub fn uses_ring(&self) -> bool {
+        match self {
+            Target::Admin(op) => matches!(op, Ok(crate::admin::AdminOp::Locate { .. })),
+            Target::S3(route) => {
+                route.as_ref().is_ok_and(|r| r.op.key().is_some() || r.op == Operation::DeleteObjects)
+            }
+        }
+    }
+}
+
 /// Everything a request is decided against: configuration, the ring and the clock.
 pub struct Proxy {
     pub cfg: Config,
@@ -195,15 +214,30 @@ impl Proxy {
         out
     }
 
+    /// What `parts` addresses, parsed once for everything a request needs decided.
+    pub fn target(&self, parts: &RequestParts) -> Target {
+        match crate::admin::parse(parts) {
+            Some(admin) => Target::Admin(admin),
+            None => Target::S3(route::parse(parts, &self.cfg.virtual_bucket)),
+        }
+    }
+
     /// Decide what to do with a request whose authentication produced `payload`.
     pub fn plan(&self, parts: &RequestParts, payload: PayloadMode, now_unix: u64) -> S3Result<Plan> {
-        if let Some(admin) = crate::admin::parse(parts) {
-            return match admin? {
-                crate::admin::AdminOp::Health => Ok(Plan::Health),
-                crate::admin::AdminOp::Locate { key } => Ok(Plan::Reply(self.locate(&key))),
-            };
-        }
-        let route = route::parse(parts, &self.cfg.virtual_bucket)?;
+        self.plan_target(parts, self.target(parts), payload, now_unix)
+    }
+
+    /// [`Proxy::plan`] for a request already parsed into `target` (by [`Proxy::target`]).
+    pub fn plan_target(&self, parts: &RequestParts, target: Target, payload: PayloadMode, now_unix: u64) -> S3Result<Plan> {
+        let route = match target {
+            Target::Admin(admin) => {
+                return match admin? {
+                    crate::admin::AdminOp::Health => Ok(Plan::Health),
+                    crate::admin::AdminOp::Locate { key } => Ok(Plan::Reply(self.locate(&key))),
+                }
+            }
+            Target::S3(route) => route?,
+        };
         let vb = &self.cfg.virtual_bucket;
         match &route.op {
             Operation::ListBuckets => Ok(Plan::Reply(Reply::xml(
