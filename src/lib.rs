@@ -89,10 +89,10 @@ fn load_ring_tables(proxy: &Proxy) -> Option<Store> {
 /// Store the tables this request had to hash (after the client has its answer).
 fn save_ring_tables(proxy: &Proxy, store: &Store) {
     for ring in proxy.rings() {
-        if let Some((bytes, key)) = ring.table_to_cache().and_then(|bytes| Some((bytes, ring.cache_key()?))) {
-            if let Err(err) = store.set(&key, &bytes) {
-                eprintln!("tempo-s3-shard: could not store the ring table in the key-value store: {err:?}");
-            }
+        let Some(bytes) = ring.table_to_cache() else { continue };
+        let Some(key) = ring.cache_key() else { continue };
+        if let Err(err) = store.set(&key, &bytes) {
+            eprintln!("tempo-s3-shard: could not store the ring table in the key-value store: {err:?}");
         }
     }
 }
