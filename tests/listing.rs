@@ -22,7 +22,7 @@ mod common;
 
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::EncodingType;
+use aws_sdk_s3::types::{CommonPrefix, EncodingType, Object};
 use aws_sdk_s3::Client;
 use common::{Harness, VIRTUAL_BUCKET};
 use std::collections::{BTreeMap, BTreeSet};
@@ -199,6 +199,18 @@ struct Page {
 }
 
 impl Page {
+    /// A page of a V1 or V2 listing answer.
+    fn of(objects: &[Object], prefixes: &[CommonPrefix], truncated: Option<bool>) -> Page {
+        Page {
+            keys: objects
+                .iter()
+                .map(|o| (o.key().unwrap().to_string(), o.size().unwrap_or(-1), o.e_tag().unwrap_or("").to_string()))
+                .collect(),
+            prefixes: prefixes.iter().map(|p| p.prefix().unwrap().to_string()).collect(),
+            truncated: truncated.unwrap_or(false),
+        }
+    }
+
     fn items(&self) -> Vec<Item> {
         let mut items: Vec<Item> = self.keys.iter().map(|k| (k.0.clone(), false)).collect();
         items.extend(self.prefixes.iter().map(|p| (p.clone(), true)));
@@ -249,15 +261,7 @@ async fn walk(client: &Client, bucket: &str, l: &Listing, proxy: bool) -> Walk {
                 Ok(out) => out,
                 Err(e) => return Walk { pages, error: Some(format!("{e:?}")) },
             };
-            let page = Page {
-                keys: out
-                    .contents()
-                    .iter()
-                    .map(|o| (o.key().unwrap().to_string(), o.size().unwrap_or(-1), o.e_tag().unwrap_or("").to_string()))
-                    .collect(),
-                prefixes: out.common_prefixes().iter().map(|p| p.prefix().unwrap().to_string()).collect(),
-                truncated: out.is_truncated().unwrap_or(false),
-            };
+            let page = Page::of(out.contents(), out.common_prefixes(), out.is_truncated());
             if proxy {
                 assert_eq!(out.key_count(), Some((page.keys.len() + page.prefixes.len()) as i32), "{ctx}");
                 assert_eq!(out.max_keys(), Some(l.max_keys), "{ctx}");
@@ -284,15 +288,7 @@ async fn walk(client: &Client, bucket: &str, l: &Listing, proxy: bool) -> Walk {
                 Ok(out) => out,
                 Err(e) => return Walk { pages, error: Some(format!("{e:?}")) },
             };
-            let page = Page {
-                keys: out
-                    .contents()
-                    .iter()
-                    .map(|o| (o.key().unwrap().to_string(), o.size().unwrap_or(-1), o.e_tag().unwrap_or("").to_string()))
-                    .collect(),
-                prefixes: out.common_prefixes().iter().map(|p| p.prefix().unwrap().to_string()).collect(),
-                truncated: out.is_truncated().unwrap_or(false),
-            };
+            let page = Page::of(out.contents(), out.common_prefixes(), out.is_truncated());
             if proxy {
                 assert_eq!(out.max_keys(), Some(l.max_keys), "{ctx}");
                 assert_eq!(out.marker().unwrap_or(""), marker.as_deref().unwrap_or(""), "{ctx}");

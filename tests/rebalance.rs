@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tempo_s3_shard_core::ring::Ring;
+use tempo_s3_shard_core::testing::Rng;
 use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tempo_s3_shard_host::plan::pseudo_uuid;
 use tempo_s3_shard_host::rebalance::{self, Endpoint, Options, Progress, Report};
@@ -29,15 +30,10 @@ fn new_ring() -> Ring {
 
 /// Deterministic bytes of a given length (not all alike, so a mix-up between objects shows).
 fn bytes_for(seed: &str, len: usize) -> Vec<u8> {
-    let mut x: u32 = seed.bytes().fold(2_166_136_261, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    // FNV-1a of the seed, made odd so the generator never starts at zero.
+    let fnv = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut rng = Rng(fnv | 1);
+    (0..len).map(|_| rng.next() as u8).collect()
 }
 
 /// Three backend buckets behind the proxy plus an empty fourth, populated through the proxy with

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tempo_s3_shard_core::config::Config;
 use tempo_s3_shard_core::ring::Ring;
 use tempo_s3_shard_core::sigv4::{self, SignRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use tempo_s3_shard_core::testing::Rng;
 use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tempo_s3_shard_host::component::{self, Stats};
 use tempo_s3_shard_host::{wasm, ComponentHost};
@@ -311,15 +312,8 @@ fn repeat(chunk: &Bytes, len: u64) -> (u64, ReqBody) {
 
 /// Deterministic incompressible-looking bytes.
 fn pseudo_random(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    (0..len).map(|_| rng.next() as u8).collect()
 }
 
 /// Send a request and read its body, counting bytes; a non-2xx status is an error.
