@@ -2,8 +2,8 @@
 //! destination share a shard, otherwise a streamed GET from one shard into a PUT on the other.
 
 use crate::backend::{self, BackendRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::context::Proxy;
 use crate::error::{ErrorCode, S3Error, S3Result};
-use crate::proxy::Proxy;
 use crate::route::{header, Operation, RequestParts, Route};
 use crate::sigv4::{self, percent_decode};
 
@@ -54,10 +54,11 @@ pub enum CopyPlan {
 pub struct StreamedCopy {
     pub op: Operation,
     pub get: BackendRequest,
+    pub src_shard: usize,
     pub dst_shard: usize,
     dst_key: String,
-    /// The source's backend bucket, key and version (for reading its tags).
-    source: (String, CopySource),
+    /// The source's key and version (for reading its tags).
+    source: CopySource,
     query: Vec<(String, String)>,
     /// The client's headers (for REPLACE directives).
     client_headers: Vec<(String, String)>,
@@ -67,81 +68,75 @@ pub struct StreamedCopy {
 const COPIED_OBJECT_HEADERS: &[&str] =
     &["cache-control", "content-disposition", "content-encoding", "content-language", "content-type", "expires"];
 
-impl Proxy {
-    /// Plan a CopyObject or UploadPartCopy.
-    pub fn plan_copy(&self, parts: &RequestParts, route: &Route, now_unix: u64) -> S3Result<CopyPlan> {
-        let dst_key = route.op.key().unwrap_or_default().to_string();
-        let source_header = header(&parts.headers, "x-amz-copy-source").unwrap_or_default();
-        let src = parse_source(source_header, &self.cfg.virtual_bucket)?;
-        let src_shard = self.ring.owner_index(&src.key);
-        let dst_shard = self.ring.owner_index(&dst_key);
-        let is_part = matches!(route.op, Operation::UploadPartCopy { .. });
-        if !is_part && src.key == dst_key && header(&parts.headers, "x-amz-metadata-directive").is_none_or(|d| !d.eq_ignore_ascii_case("REPLACE")) {
-            return Err(S3Error::new(
-                ErrorCode::InvalidRequest,
-                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
-            ));
-        }
+/// A checked copy request: its source, and the key it writes.
+#[derive(Debug, Clone)]
+pub struct CopyRequest {
+    pub source: CopySource,
+    pub dst_key: String,
+}
 
-        if src_shard == dst_shard {
-            let mut headers = backend::forward_request_headers(&parts.headers);
-            let mut source = format!("/{}/{}", self.cfg.buckets[src_shard], sigv4::uri_encode(&src.key, false));
-            if let Some(v) = &src.version_id {
-                source.push_str(&format!("?versionId={}", sigv4::uri_encode(v, true)));
-            }
-            headers.push(("x-amz-copy-source".into(), source));
-            let request = backend::request(
-                &self.cfg,
-                "PUT",
-                &self.cfg.buckets[dst_shard],
-                Some(&dst_key),
-                &route.query,
-                headers,
-                EMPTY_SHA256,
-                now_unix,
-            );
-            return Ok(CopyPlan::ServerSide { shard: dst_shard, request });
-        }
-
-        // Source conditions become plain conditions on the GET; the range of a part copy a Range.
-        let mut get_headers = vec![];
-        for (copy_name, plain) in [
-            ("x-amz-copy-source-if-match", "if-match"),
-            ("x-amz-copy-source-if-none-match", "if-none-match"),
-            ("x-amz-copy-source-if-modified-since", "if-modified-since"),
-            ("x-amz-copy-source-if-unmodified-since", "if-unmodified-since"),
-        ] {
-            if let Some(v) = header(&parts.headers, copy_name) {
-                get_headers.push((plain.to_string(), v.to_string()));
-            }
-        }
-        if is_part {
-            if let Some(range) = header(&parts.headers, "x-amz-copy-source-range") {
-                get_headers.push(("range".into(), range.to_string()));
-            }
-        }
-        let get_query: Vec<(String, String)> =
-            src.version_id.iter().map(|v| ("versionId".to_string(), v.clone())).collect();
-        let get = backend::request(
-            &self.cfg,
-            "GET",
-            &self.cfg.buckets[src_shard],
-            Some(&src.key),
-            &get_query,
-            get_headers,
-            EMPTY_SHA256,
-            now_unix,
-        );
-        Ok(CopyPlan::Streamed(StreamedCopy {
-            op: route.op.clone(),
-            get,
-            dst_shard,
-            dst_key,
-            source: (self.cfg.buckets[src_shard].clone(), src),
-            query: route.query.clone(),
-            client_headers: parts.headers.clone(),
-        }))
+/// Read and check a copy's source (an object of the virtual bucket, not the object itself unless
+/// the metadata is replaced).
+pub fn request(proxy: &Proxy, parts: &RequestParts, route: &Route) -> S3Result<CopyRequest> {
+    let dst_key = route.op.key().unwrap_or_default().to_string();
+    let source_header = header(&parts.headers, "x-amz-copy-source").unwrap_or_default();
+    let source = parse_source(source_header, &proxy.cfg.virtual_bucket)?;
+    let is_part = matches!(route.op, Operation::UploadPartCopy { .. });
+    if !is_part && source.key == dst_key && header(&parts.headers, "x-amz-metadata-directive").is_none_or(|d| !d.eq_ignore_ascii_case("REPLACE")) {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
     }
+    Ok(CopyRequest { source, dst_key })
+}
+
+/// Plan a CopyObject or UploadPartCopy that reads its source from shard `src_shard`.
+pub fn plan(proxy: &Proxy, parts: &RequestParts, route: &Route, copy: &CopyRequest, src_shard: usize, now_unix: u64) -> CopyPlan {
+    let CopyRequest { source: src, dst_key } = copy.clone();
+    let dst_shard = proxy.ring.owner_index(&dst_key);
+    let is_part = matches!(route.op, Operation::UploadPartCopy { .. });
+    if src_shard == dst_shard {
+        let mut headers = backend::forward_request_headers(&parts.headers);
+        let mut source = format!("/{}/{}", proxy.bucket(src_shard), sigv4::uri_encode(&src.key, false));
+        if let Some(v) = &src.version_id {
+            source.push_str(&format!("?versionId={}", sigv4::uri_encode(v, true)));
+        }
+        headers.push(("x-amz-copy-source".into(), source));
+        let request = proxy.request("PUT", dst_shard, Some(&dst_key), &route.query, headers, EMPTY_SHA256, now_unix);
+        return CopyPlan::ServerSide { shard: dst_shard, request };
+    }
+
+    // Source conditions become plain conditions on the GET; the range of a part copy a Range.
+    let mut get_headers = vec![];
+    for (copy_name, plain) in [
+        ("x-amz-copy-source-if-match", "if-match"),
+        ("x-amz-copy-source-if-none-match", "if-none-match"),
+        ("x-amz-copy-source-if-modified-since", "if-modified-since"),
+        ("x-amz-copy-source-if-unmodified-since", "if-unmodified-since"),
+    ] {
+        if let Some(v) = header(&parts.headers, copy_name) {
+            get_headers.push((plain.to_string(), v.to_string()));
+        }
+    }
+    if is_part {
+        if let Some(range) = header(&parts.headers, "x-amz-copy-source-range") {
+            get_headers.push(("range".into(), range.to_string()));
+        }
+    }
+    let get_query: Vec<(String, String)> =
+        src.version_id.iter().map(|v| ("versionId".to_string(), v.clone())).collect();
+    let get = proxy.request("GET", src_shard, Some(&src.key), &get_query, get_headers, EMPTY_SHA256, now_unix);
+    CopyPlan::Streamed(StreamedCopy {
+        op: route.op.clone(),
+        get,
+        src_shard,
+        dst_shard,
+        dst_key,
+        source: src,
+        query: route.query.clone(),
+        client_headers: parts.headers.clone(),
+    })
 }
 
 impl StreamedCopy {
@@ -182,16 +177,7 @@ impl StreamedCopy {
                 headers.push(("x-amz-tagging".into(), t));
             }
         }
-        let request = backend::request(
-            &proxy.cfg,
-            "PUT",
-            &proxy.cfg.buckets[self.dst_shard],
-            Some(&self.dst_key),
-            &self.query,
-            headers,
-            UNSIGNED_PAYLOAD,
-            now_unix,
-        );
+        let request = proxy.request("PUT", self.dst_shard, Some(&self.dst_key), &self.query, headers, UNSIGNED_PAYLOAD, now_unix);
         Ok((request, length))
     }
 
@@ -205,10 +191,10 @@ impl StreamedCopy {
 
     /// The request reading the source's tags.
     pub fn tagging_request(&self, proxy: &Proxy, now_unix: u64) -> BackendRequest {
-        let (bucket, src) = &self.source;
+        let src = &self.source;
         let mut query = vec![("tagging".to_string(), String::new())];
         query.extend(src.version_id.iter().map(|v| ("versionId".to_string(), v.clone())));
-        backend::request(&proxy.cfg, "GET", bucket, Some(&src.key), &query, vec![], EMPTY_SHA256, now_unix)
+        proxy.request("GET", self.src_shard, Some(&src.key), &query, vec![], EMPTY_SHA256, now_unix)
     }
 
     /// The XML the client receives, from the write's response headers.
@@ -236,18 +222,9 @@ fn directive(headers: &[(String, String)], name: &str) -> S3Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn proxy() -> Proxy {
-        Proxy::new(
-            Config::from_lookup(|n| match n {
-                "buckets" => Some("shard1,shard2,shard3".into()),
-                "endpoint" => Some("http://127.0.0.1:9000".into()),
-                "allow_anonymous" => Some("true".into()),
-                _ => None,
-            })
-            .unwrap(),
-        )
+        crate::testing::proxy_with(&[])
     }
 
     fn copy(dst: &str, src: &str, extra: &[(&str, &str)]) -> S3Result<CopyPlan> {
@@ -256,7 +233,9 @@ mod tests {
         headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let parts = RequestParts::new("PUT", &format!("/proxy-bucket/{dst}"), headers);
         let route = crate::route::parse(&parts, "proxy-bucket")?;
-        p.plan_copy(&parts, &route, 0)
+        let req = request(&p, &parts, &route)?;
+        let src_shard = p.ring.owner_index(&req.source.key);
+        Ok(plan(&p, &parts, &route, &req, src_shard, 0))
     }
 
     /// Two keys of distinct blocks that the 3-shard ring puts on different shards.

@@ -123,16 +123,32 @@ pub struct S3Error {
     pub code: ErrorCode,
     pub message: String,
     pub resource: Option<String>,
+    /// What the access log adds (e.g. which backend bucket failed); never sent to a client.
+    pub detail: Option<String>,
 }
 
 impl S3Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> S3Error {
-        S3Error { code, message: message.into(), resource: None }
+        S3Error { code, message: message.into(), resource: None, detail: None }
     }
 
     pub fn with_resource(mut self, resource: impl Into<String>) -> S3Error {
         self.resource = Some(resource.into());
         self
+    }
+
+    /// Add what only the access log may say (a bucket name, a transport detail).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> S3Error {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The error as the access log records it: code, message and the private detail.
+    pub fn log_line(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{}: {} [{d}]", self.code.as_str(), self.message),
+            None => format!("{}: {}", self.code.as_str(), self.message),
+        }
     }
 
     pub fn status(&self) -> u16 {

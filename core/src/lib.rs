@@ -1,18 +1,25 @@
 //! Sans-IO core of tempo-s3-shard: everything the proxy decides, as plain functions over bytes and strings.
 //!
-//! No Spin, WASI or network types appear here; the Spin adapter (`src/lib.rs`) and the native host call
-//! into these modules and do the I/O.
+//! No Spin, WASI or network types appear here. [`flow::handle`] drives each request to its answer
+//! through a [`flow::Transport`] the adapter implements (the Spin component in `src/`, a scripted
+//! one in the tests); the adapter only executes the steps it is asked for.
 
+pub mod access_log;
 pub mod admin;
+pub mod auth;
 pub mod backend;
+pub mod backend_error;
+pub mod batch_delete;
 pub mod checksum;
 pub mod chunked;
 pub mod config;
+pub mod context;
 pub mod copy;
-pub mod delete;
 pub mod error;
+pub mod flow;
 pub mod listing;
-pub mod proxy;
+pub mod reply;
+pub mod request_body;
 pub mod ring;
 pub mod route;
 pub mod sigv4;

@@ -1,0 +1,155 @@
+//! One call to the shard that owns a key: the request body streamed (or held, when small), the
+//! previous owner asked while resharding, a missing bucket created and the write retried.
+
+use super::{call, respond, Answer, Outbound, Transport};
+use crate::backend::{self, BackendRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::backend_error::{self, is_success, no_such_key, on_missing_bucket, MissingBucket};
+use crate::context::Proxy;
+use crate::error::{ErrorCode, S3Result};
+use crate::reply::Reply;
+use crate::request_body::{self, Body, BodyFilter, RETRY_BUFFER_LIMIT};
+use crate::route::{Operation, RequestParts, Route};
+use crate::sigv4::PayloadMode;
+
+/// The calls a forwarded request may need.
+#[derive(Debug)]
+pub struct Forward {
+    pub op: Operation,
+    /// Index of the owning bucket in [`Proxy::all_buckets`].
+    pub shard: usize,
+    pub request: BackendRequest,
+    pub body: Body,
+    /// While resharding: the same request to the previous owner (shard, request), sent when the
+    /// owner answers 404 (the object has not moved yet). Only for operations on an existing object.
+    pub fallback: Option<(usize, BackendRequest)>,
+    /// While resharding: a DeleteObject also deletes the previous owner's copy, so it cannot
+    /// reappear through the fallback.
+    pub also: Option<(usize, BackendRequest)>,
+}
+
+/// Plan the calls for an object operation.
+pub fn plan(proxy: &Proxy, parts: &RequestParts, route: Route, payload: PayloadMode, now: u64) -> S3Result<Forward> {
+    let key = route.op.key().unwrap_or_default().to_string();
+    let owners = proxy.owners(&key);
+    let shard = owners[0];
+    let body = request_body::request_body(&route.op, parts, payload)?;
+    let payload_hash = match &body {
+        Body::Empty => EMPTY_SHA256,
+        Body::Stream { filter: BodyFilter::AwsChunked(_), .. } => UNSIGNED_PAYLOAD,
+        // The digest the proxy checks the body against, lowercase as backends require.
+        Body::Stream { filter: BodyFilter::Sha256 { expected, .. }, .. } => expected.as_str(),
+        Body::Stream { .. } => backend::reusable_payload_hash(&parts.headers),
+    };
+    let mut headers = backend::forward_request_headers(&parts.headers);
+    if !matches!(body, Body::Empty) {
+        headers.push(("content-length".into(), body.length().to_string()));
+    }
+    let to = |shard: usize| (shard, proxy.request(&parts.method, shard, Some(&key), &route.query, headers.clone(), payload_hash, now));
+    let (_, request) = to(shard);
+    let previous = owners.get(1).copied();
+    let fallback = previous.filter(|_| route.op.reads_existing_object()).map(to);
+    let also = previous.filter(|_| matches!(route.op, Operation::DeleteObject { .. })).map(to);
+    Ok(Forward { op: route.op, shard, request, body, fallback, also })
+}
+
+/// Carry out a forwarded request.
+pub async fn run<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, route: Route, payload: PayloadMode, now: u64) -> S3Result<Answer<T::Response>> {
+    let fwd = plan(proxy, parts, route, payload, now)?;
+    let body = match fwd.body {
+        Body::Empty => Held::Bytes(Vec::new()),
+        Body::Stream { length, filter } if length <= RETRY_BUFFER_LIMIT as u64 => {
+            let bytes = call::read_client_body(t, filter, length).await?;
+            request_body::validate_body(&fwd.op, &bytes)?;
+            Held::Bytes(bytes)
+        }
+        Body::Stream { filter, .. } => Held::Client(filter),
+    };
+    let Forward { op, shard, request, fallback, also, .. } = fwd;
+    let mut attempt = Attempt::new(t, proxy, &op, &parts.method, now);
+    attempt.also = also.as_ref();
+    attempt.run(shard, request, body, fallback).await
+}
+
+/// A request body: held in memory (sent again when needed) or the client's stream (sent once).
+pub(super) enum Held {
+    Bytes(Vec<u8>),
+    Client(BodyFilter),
+}
+
+impl Held {
+    /// The body to send now, and what is left to send again (none for a stream).
+    fn take<R>(self) -> (Outbound<R>, Option<Held>) {
+        match self {
+            Held::Bytes(b) if b.is_empty() => (Outbound::Empty, Some(Held::Bytes(b))),
+            Held::Bytes(b) => (Outbound::Bytes(b.clone()), Some(Held::Bytes(b))),
+            Held::Client(filter) => (Outbound::Client(filter), None),
+        }
+    }
+}
+
+/// One forwarded request being carried out.
+pub(super) struct Attempt<'a, T> {
+    t: &'a T,
+    proxy: &'a Proxy,
+    op: &'a Operation,
+    method: &'a str,
+    now: u64,
+    also: Option<&'a (usize, BackendRequest)>,
+}
+
+impl<'a, T: Transport> Attempt<'a, T> {
+    /// A request for `op` (sent with `method`), with nothing else to delete.
+    pub(super) fn new(t: &'a T, proxy: &'a Proxy, op: &'a Operation, method: &'a str, now: u64) -> Attempt<'a, T> {
+        Attempt { t, proxy, op, method, now, also: None }
+    }
+
+    /// Send to `shard` (then to `fallback` on a 404), creating a missing bucket once.
+    pub(super) async fn run(&self, mut shard: usize, mut request: BackendRequest, body: Held, mut fallback: Option<(usize, BackendRequest)>) -> S3Result<Answer<T::Response>> {
+        let (mut outbound, mut again) = body.take();
+        let mut created = false;
+        loop {
+            let sent = call::send(self.t, self.proxy, shard, &request, outbound).await?;
+            let status = sent.head.status;
+            if status == 404 && fallback.is_some() && again.is_some() {
+                // Resharding: the object may not have moved to its new owner yet.
+                if let (Some((previous, to)), Some(body)) = (fallback.take(), again.take()) {
+                    (shard, request) = (previous, to);
+                    (outbound, again) = body.take();
+                    continue;
+                }
+            }
+            if is_success(status) {
+                call::finish_upload(self.t, self.proxy, shard, sent.upload).await?;
+                self.delete_also().await?;
+                return respond::pass_on(self.t, self.proxy, shard, sent.head, sent.response, self.method).await;
+            }
+            let err = call::failure(self.t, &sent.head, sent.response).await;
+            if err.code != ErrorCode::NoSuchBucket || created {
+                return Err(err);
+            }
+            match on_missing_bucket(self.op) {
+                MissingBucket::NoSuchKey => return Err(no_such_key()),
+                MissingBucket::Deleted => {
+                    self.delete_also().await?;
+                    return Ok(Answer::Reply(Reply::empty(204)));
+                }
+                MissingBucket::CreateAndRetry => {
+                    call::create_bucket(self.t, self.proxy, shard, self.now).await?;
+                    created = true;
+                    let Some(body) = again.take() else { return Err(backend_error::retry_after_bucket_created()) };
+                    (outbound, again) = body.take();
+                }
+            }
+        }
+    }
+
+    /// While resharding, delete the previous owner's copy too; a missing bucket or key there is fine.
+    async fn delete_also(&self) -> S3Result<()> {
+        let Some((shard, request)) = self.also else { return Ok(()) };
+        let answer = call::call(self.t, self.proxy, *shard, request, Vec::new(), backend_error::MAX_ERROR_BODY).await?;
+        if is_success(answer.head.status) || answer.head.status == 404 {
+            return Ok(());
+        }
+        Err(backend_error::backend_error(answer.head.status, &answer.body))
+    }
+}

@@ -1,0 +1,413 @@
+//! The request flows' policy, branch by branch, against a scripted transport.
+
+use crate::testing::script::{ok, s3_error, Call, Script, Scripted};
+use super::{handle, Answer, Request, TransportErrorKind};
+use crate::context::Proxy;
+use crate::route::{header, RequestParts};
+use crate::testing::proxy_with;
+use crate::testing::block_on;
+
+const BUCKETS: &str = "shard1,shard2,shard3";
+
+/// The client's view of one request: status, headers, body, and the access-log line.
+struct Seen {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    streamed: bool,
+    log: serde_json::Value,
+}
+
+impl Seen {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn code(&self) -> Option<String> {
+        crate::xml::parse_error(&self.body).map(|(c, _)| c)
+    }
+}
+
+fn vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    for (k, v) in [("buckets", BUCKETS), ("endpoint", "http://127.0.0.1:9000"), ("allow_anonymous", "true"), ("secret_access_key", "s"), ("access_key_id", "a")] {
+        if !all.iter().any(|(n, _)| n == k) {
+            all.push((k.into(), v.into()));
+        }
+    }
+    all
+}
+
+fn send<F: Fn(&Call, usize) -> Scripted>(script: &Script<F>, extra: &[(&str, &str)], method: &str, target: &str, headers: &[(&str, &str)]) -> Seen {
+    let vars = vars(extra);
+    let mut headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    headers.push(("host".into(), "proxy.local".into()));
+    let request = Request { parts: RequestParts::new(method, target, headers), now_unix: 1_700_000_000, request_id: "req-1".into() };
+    let (answer, finish) = block_on(handle(script, request, |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())));
+    let (status, headers, body, streamed) = match answer {
+        Answer::Reply(r) => (r.status, r.headers, r.body, false),
+        Answer::Stream { status, headers, response } => (status, headers, response, true),
+    };
+    let log = finish.done(script, status, Some(body.len() as u64), 1);
+    Seen { status, headers, body, streamed, log: serde_json::from_str(&log).unwrap() }
+}
+
+fn proxy(extra: &[(&str, &str)]) -> Proxy {
+    let vars = vars(extra);
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    proxy_with(&refs)
+}
+
+/// A key of the form `t/b-N/data` whose owner (and, with `previous`, previous owner) is as asked.
+fn key_where(p: &Proxy, pred: impl Fn(usize, Option<usize>) -> bool) -> String {
+    (0..10_000)
+        .map(|i| format!("t/b-{i}/data"))
+        .find(|k| {
+            let owners = p.owners(k);
+            pred(owners[0], owners.get(1).copied())
+        })
+        .expect("no such key in 10,000 blocks")
+}
+
+fn bucket(i: usize) -> String {
+    format!("shard{}", i + 1)
+}
+
+const RESHARD: &[(&str, &str)] = &[("buckets", "shard1,shard2,shard3,shard4"), ("previous_buckets", "shard1,shard2,shard3")];
+
+#[test]
+fn get_goes_to_the_owner_and_a_small_body_leaves_whole() {
+    let p = proxy(&[]);
+    let key = key_where(&p, |_, _| true);
+    let owner = bucket(p.ring.owner_index(&key));
+    let script = Script::new(|_, _| ok(b"hello"));
+    let seen = send(&script, &[], "GET", &format!("/proxy-bucket/{key}"), &[]);
+    assert_eq!((seen.status, seen.text().as_str(), seen.streamed), (200, "hello", false));
+    assert_eq!(script.trace(), vec![("GET".to_string(), owner.clone())]);
+    assert_eq!(header(&seen.headers, "x-amz-request-id"), Some("req-1"));
+    assert_eq!(seen.log["bucket"], owner);
+}
+
+#[test]
+fn a_large_body_streams_and_a_head_answer_has_none() {
+    let big = vec![7u8; 200 * 1024];
+    let script = Script::new(|_, _| ok(&big));
+    let seen = send(&script, &[], "GET", "/proxy-bucket/t/b/k", &[]);
+    assert!(seen.streamed && seen.body.len() == big.len());
+    let seen = send(&script, &[], "HEAD", "/proxy-bucket/t/b/k", &[]);
+    assert!(!seen.streamed && seen.body.is_empty());
+    assert_eq!(header(&seen.headers, "content-length"), Some("204800"));
+}
+
+#[test]
+fn reads_fall_back_to_the_previous_owner_while_resharding() {
+    let p = proxy(RESHARD);
+    let key = key_where(&p, |_, prev| prev.is_some());
+    let (owner, previous) = (bucket(p.owners(&key)[0]), bucket(p.owners(&key)[1]));
+    let script = Script::new(|c, _| if c.bucket == previous { ok(b"old") } else { s3_error(404, "NoSuchKey") });
+    for method in ["GET", "HEAD"] {
+        let seen = send(&script, RESHARD, method, &format!("/proxy-bucket/{key}"), &[]);
+        assert_eq!(seen.status, 200, "{method}");
+    }
+    let tagging = send(&script, RESHARD, "GET", &format!("/proxy-bucket/{key}?tagging"), &[]);
+    assert_eq!(tagging.text(), "old");
+    assert_eq!(script.trace()[..2], [("GET".into(), owner), ("GET".into(), previous)]);
+}
+
+#[test]
+fn deletes_while_resharding_remove_both_copies() {
+    let p = proxy(RESHARD);
+    let key = key_where(&p, |_, prev| prev.is_some());
+    let script = Script::new(|c, _| if c.method == "DELETE" { Scripted::Answer(204, vec![], vec![]) } else { ok(b"") });
+    let seen = send(&script, RESHARD, "DELETE", &format!("/proxy-bucket/{key}"), &[]);
+    assert_eq!(seen.status, 204);
+    let owners = p.owners(&key);
+    assert_eq!(script.trace(), vec![("DELETE".into(), bucket(owners[0])), ("DELETE".into(), bucket(owners[1]))]);
+}
+
+#[test]
+fn a_write_to_a_missing_bucket_creates_it_and_sends_the_body_again() {
+    let script = Script::new(|c, n| match (c.method.as_str(), c.key.is_empty(), n) {
+        ("PUT", false, 0) => s3_error(404, "NoSuchBucket"),
+        ("PUT", true, _) => ok(b""),
+        _ => ok(b""),
+    })
+    .with_client_body(&[b"he", b"llo"]);
+    let seen = send(&script, &[], "PUT", "/proxy-bucket/t/b/k", &[("content-length", "5")]);
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    let calls = script.calls.borrow();
+    assert_eq!(calls.len(), 3);
+    assert!(calls[1].key.is_empty(), "the bucket is created");
+    assert_eq!((calls[0].body.as_slice(), calls[2].body.as_slice()), (&b"hello"[..], &b"hello"[..]));
+}
+
+#[test]
+fn a_bucket_created_meanwhile_by_another_request_is_fine() {
+    let script = Script::new(|c, n| match (c.key.is_empty(), n) {
+        (false, 0) => s3_error(404, "NoSuchBucket"),
+        (true, _) => s3_error(409, "BucketAlreadyOwnedByYou"),
+        _ => ok(b""),
+    })
+    .with_client_body(&[b"x"]);
+    assert_eq!(send(&script, &[], "PUT", "/proxy-bucket/t/b/k", &[("content-length", "1")]).status, 200);
+}
+
+#[test]
+fn a_large_streamed_write_to_a_missing_bucket_gets_slow_down_after_the_bucket_is_made() {
+    let piece = vec![1u8; 512 * 1024];
+    let script = Script::new(|c, _| if c.key.is_empty() { ok(b"") } else { s3_error(404, "NoSuchBucket") })
+        .with_client_body(&[&piece, &piece, &piece]);
+    let len = (3 * piece.len()).to_string();
+    let seen = send(&script, &[], "PUT", "/proxy-bucket/t/b/k", &[("content-length", &len)]);
+    assert_eq!((seen.status, seen.code().as_deref()), (503, Some("SlowDown")));
+    assert_eq!(script.calls.borrow().len(), 2, "one write, one CreateBucket, no replay");
+}
+
+#[test]
+fn reads_and_deletes_in_a_missing_bucket_find_nothing() {
+    let script = Script::new(|_, _| s3_error(404, "NoSuchBucket"));
+    assert_eq!(send(&script, &[], "GET", "/proxy-bucket/t/b/k", &[]).code().as_deref(), Some("NoSuchKey"));
+    assert_eq!(send(&script, &[], "DELETE", "/proxy-bucket/t/b/k", &[]).status, 204);
+}
+
+#[test]
+fn a_dropped_connection_is_retried_once_when_the_body_can_be_sent_again() {
+    let script = Script::new(|_, n| if n == 0 { Scripted::Fail(TransportErrorKind::Closed) } else { ok(b"ok") });
+    assert_eq!(send(&script, &[], "GET", "/proxy-bucket/t/b/k", &[]).status, 200);
+    assert_eq!(script.calls.borrow().len(), 2);
+    let twice = Script::new(|_, _| Scripted::Fail(TransportErrorKind::Closed));
+    assert_eq!(send(&twice, &[], "GET", "/proxy-bucket/t/b/k", &[]).status, 503);
+    assert_eq!(twice.calls.borrow().len(), 2, "retried once, not more");
+}
+
+#[test]
+fn a_streamed_body_and_a_timeout_are_never_retried() {
+    let piece = vec![1u8; 600 * 1024];
+    let script = Script::new(|_, _| Scripted::Fail(TransportErrorKind::Closed)).with_client_body(&[&piece, &piece]);
+    let len = (2 * piece.len()).to_string();
+    assert_eq!(send(&script, &[], "PUT", "/proxy-bucket/t/b/k", &[("content-length", &len)]).status, 503);
+    assert_eq!(script.calls.borrow().len(), 1);
+    let slow = Script::new(|_, _| Scripted::Fail(TransportErrorKind::Timeout));
+    let seen = send(&slow, &[], "GET", "/proxy-bucket/t/b/k", &[]);
+    assert_eq!((seen.status, slow.calls.borrow().len()), (503, 1));
+}
+
+#[test]
+fn a_backend_failure_names_the_shard_by_position_and_the_bucket_only_in_the_log() {
+    let p = proxy(&[]);
+    let key = key_where(&p, |o, _| o == 1);
+    let script = Script::new(|_, _| Scripted::Fail(TransportErrorKind::Timeout));
+    let seen = send(&script, &[], "GET", &format!("/proxy-bucket/{key}"), &[]);
+    let text = seen.text();
+    assert!(text.contains("shard 2 of 3 did not answer in time"), "{text}");
+    assert!(!text.contains("shard2") && !text.contains("10.9.9.9") && !text.contains("9000"), "{text}");
+    assert!(seen.log["error"].as_str().unwrap().contains("bucket shard2"));
+}
+
+#[test]
+fn a_client_body_that_fails_its_check_never_completes_the_write() {
+    let script = Script::new(|_, _| ok(b""))
+        .with_client_body(&[b"hello"]);
+    let wrong = "0000000000000000000000000000000000000000000000000000000000000000";
+    let seen = send(&script, &[], "PUT", "/proxy-bucket/t/b/k", &[("content-length", "5"), ("x-amz-content-sha256", wrong)]);
+    assert_eq!(seen.code().as_deref(), Some("XAmzContentSHA256Mismatch"));
+    assert!(script.calls.borrow().is_empty(), "a small body is checked before it is sent");
+}
+
+fn listing(keys: &[&str]) -> Scripted {
+    let contents: String = keys.iter().map(|k| format!("<Contents><Key>{k}</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified><ETag>\"e\"</ETag><Size>1</Size></Contents>")).collect();
+    ok(format!("<ListBucketResult><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>").as_bytes())
+}
+
+#[test]
+fn a_listing_merges_every_shard_and_treats_a_missing_bucket_as_empty() {
+    let script = Script::new(|c, _| match c.bucket.as_str() {
+        "shard1" => listing(&["a", "d"]),
+        "shard2" => listing(&["b"]),
+        _ => s3_error(404, "NoSuchBucket"),
+    });
+    let seen = send(&script, &[], "GET", "/proxy-bucket?list-type=2", &[]);
+    let text = seen.text();
+    assert_eq!(seen.status, 200);
+    let (a, b, d) = (text.find("<Key>a<").unwrap(), text.find("<Key>b<").unwrap(), text.find("<Key>d<").unwrap());
+    assert!(a < b && b < d, "{text}");
+    assert!(script.calls.borrow().iter().all(|c| c.query.contains("list-type=2")), "backends are asked with V2");
+}
+
+#[test]
+fn a_listing_fails_whole_and_fast_when_one_shard_fails() {
+    // shard3 never answers: only failing fast (dropping it) lets this test finish.
+    let script = Script::new(|c, _| match c.bucket.as_str() {
+        "shard1" => listing(&["a"]),
+        "shard2" => Scripted::Fail(TransportErrorKind::Timeout),
+        _ => Scripted::Hang,
+    });
+    let seen = send(&script, &[], "GET", "/proxy-bucket?list-type=2", &[]);
+    assert_eq!((seen.status, seen.code().as_deref()), (503, Some("ServiceUnavailable")));
+    assert!(seen.text().contains("shard 2 of 3"));
+    let failing = Script::new(|c, _| if c.bucket == "shard2" { s3_error(500, "InternalError") } else { listing(&["a"]) });
+    assert_eq!(send(&failing, &[], "GET", "/proxy-bucket", &[]).status, 500);
+}
+
+#[test]
+fn uploads_listings_fail_whole_too() {
+    let script = Script::new(|c, _| match c.bucket.as_str() {
+        "shard1" => ok(b"<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>"),
+        _ => Scripted::Fail(TransportErrorKind::Connect),
+    });
+    assert_eq!(send(&script, &[], "GET", "/proxy-bucket?uploads", &[]).status, 503);
+}
+
+fn delete_body(keys: &[&str]) -> (Vec<u8>, String) {
+    let objs: Vec<_> = keys.iter().map(|k| crate::xml::ObjectIdentifier { key: k.to_string(), version_id: None }).collect();
+    let body = crate::xml::delete_objects_body(&objs, false).into_bytes();
+    use md5::Digest;
+    let md5 = crate::checksum::base64_encode(&md5::Md5::digest(&body));
+    (body, md5)
+}
+
+fn deleted(call: &Call) -> Scripted {
+    let req = crate::xml::parse_delete_objects(&call.body).unwrap();
+    let entries: Vec<_> = req.objects.into_iter().map(|o| crate::xml::DeletedEntry { key: o.key, version_id: None, delete_marker: false, delete_marker_version_id: None }).collect();
+    ok(crate::xml::delete_result(&entries, &[], false).as_bytes())
+}
+
+#[test]
+fn a_batch_delete_splits_by_shard_and_merges_in_request_order() {
+    let p = proxy(&[]);
+    let keys: Vec<String> = (0..3).map(|s| key_where(&p, |o, _| o == s)).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let (body, md5) = delete_body(&refs);
+    let script = Script::new(|c, _| if c.bucket == "shard3" { s3_error(404, "NoSuchBucket") } else { deleted(c) }).with_client_body(&[&body]);
+    let len = body.len().to_string();
+    let seen = send(&script, &[], "POST", "/proxy-bucket?delete", &[("content-length", &len), ("content-md5", &md5)]);
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    let text = seen.text();
+    let at: Vec<usize> = keys.iter().map(|k| text.find(&format!("<Key>{k}</Key>")).unwrap()).collect();
+    assert!(at[0] < at[1] && at[1] < at[2], "{text}");
+    assert_eq!(script.calls.borrow().len(), 3);
+}
+
+#[test]
+fn a_batch_delete_fails_whole_when_one_shard_fails() {
+    let p = proxy(&[]);
+    let keys: Vec<String> = (0..3).map(|s| key_where(&p, |o, _| o == s)).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let (body, md5) = delete_body(&refs);
+    let script = Script::new(|c, _| match c.bucket.as_str() {
+        "shard1" => deleted(c),
+        "shard2" => s3_error(503, "SlowDown"),
+        _ => Scripted::Hang,
+    })
+    .with_client_body(&[&body]);
+    let len = body.len().to_string();
+    let seen = send(&script, &[], "POST", "/proxy-bucket?delete", &[("content-length", &len), ("content-md5", &md5)]);
+    assert_eq!((seen.status, seen.code().as_deref()), (503, Some("SlowDown")));
+}
+
+/// A source and destination key on different shards (and, while resharding, a source whose
+/// previous owner differs from its owner).
+fn copy_keys(p: &Proxy, resharding: bool) -> (String, String) {
+    let src = key_where(p, |_, prev| prev.is_some() == resharding);
+    let src_owner = p.owners(&src)[0];
+    let dst = key_where(p, |o, _| o != src_owner && (!resharding || Some(o) != p.owners(&src).get(1).copied()));
+    (src, dst)
+}
+
+#[test]
+fn a_copy_across_shards_streams_the_source_into_the_destination() {
+    let p = proxy(&[]);
+    let (src, dst) = copy_keys(&p, false);
+    let (src_bucket, dst_bucket) = (bucket(p.owners(&src)[0]), bucket(p.owners(&dst)[0]));
+    let script = Script::new(|c, _| match c.method.as_str() {
+        "GET" => ok(b"payload"),
+        _ => Scripted::Answer(200, vec![("etag".into(), "\"e1\"".into())], vec![]),
+    });
+    let seen = send(&script, &[], "PUT", &format!("/proxy-bucket/{dst}"), &[("x-amz-copy-source", &format!("/proxy-bucket/{src}"))]);
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    assert!(seen.text().contains("<CopyObjectResult") && seen.text().contains("&quot;e1&quot;"));
+    let calls = script.calls.borrow();
+    assert!(calls[0].is("GET", &src_bucket) && calls[1].is("PUT", &dst_bucket));
+    assert_eq!(calls[1].body, b"payload");
+}
+
+#[test]
+fn a_copy_to_a_missing_destination_bucket_creates_it_and_copies_again() {
+    let p = proxy(&[]);
+    let (src, dst) = copy_keys(&p, false);
+    let script = Script::new(|c, n| match (c.method.as_str(), c.key.is_empty(), n) {
+        ("GET", _, _) => ok(b"payload"),
+        ("PUT", false, 0) => s3_error(404, "NoSuchBucket"),
+        _ => ok(b""),
+    });
+    let seen = send(&script, &[], "PUT", &format!("/proxy-bucket/{dst}"), &[("x-amz-copy-source", &format!("/proxy-bucket/{src}"))]);
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    assert_eq!(script.calls.borrow().len(), 5, "GET, PUT, CreateBucket, GET, PUT");
+}
+
+#[test]
+fn a_copy_reads_a_source_that_is_still_on_its_previous_owner() {
+    let p = proxy(RESHARD);
+    for part in [false, true] {
+        let (src, dst) = copy_keys(&p, true);
+        let previous = bucket(p.owners(&src)[1]);
+        let script = Script::new(|c, _| match c.method.as_str() {
+            "GET" if c.bucket == previous => ok(b"moved-not-yet"),
+            "GET" => s3_error(404, "NoSuchKey"),
+            _ => Scripted::Answer(200, vec![("etag".into(), "\"e\"".into())], vec![]),
+        });
+        let target = if part { format!("/proxy-bucket/{dst}?partNumber=1&uploadId=u") } else { format!("/proxy-bucket/{dst}") };
+        let seen = send(&script, RESHARD, "PUT", &target, &[("x-amz-copy-source", &format!("/proxy-bucket/{src}"))]);
+        assert_eq!(seen.status, 200, "part={part}: {}", seen.text());
+        let calls = script.calls.borrow();
+        assert_eq!(calls.last().unwrap().body, b"moved-not-yet");
+    }
+}
+
+#[test]
+fn a_same_shard_copy_is_server_side_and_falls_back_too() {
+    let p = proxy(RESHARD);
+    let src = key_where(&p, |_, prev| prev.is_some());
+    let owner = p.owners(&src)[0];
+    let dst = (0..10_000).map(|i| format!("u/c-{i}/data")).find(|k| p.owners(k)[0] == owner).unwrap();
+    let script = Script::new(|c, _| {
+        let from = header(&c.headers, "x-amz-copy-source").unwrap_or_default().to_string();
+        if c.method == "PUT" && from.starts_with(&format!("/{}/", bucket(owner))) { s3_error(404, "NoSuchKey") } else { ok(b"<CopyObjectResult/>") }
+    });
+    let seen = send(&script, RESHARD, "PUT", &format!("/proxy-bucket/{dst}"), &[("x-amz-copy-source", &format!("/proxy-bucket/{src}"))]);
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    assert!(header(&script.calls.borrow()[0].headers, "x-amz-copy-source").unwrap().starts_with(&format!("/{}/", bucket(owner))));
+}
+
+#[test]
+fn health_reports_every_shard_and_fails_when_one_is_down() {
+    let script = Script::new(|c, _| if c.bucket == "shard2" { Scripted::Fail(TransportErrorKind::Connect) } else { ok(b"") });
+    let seen = send(&script, &[], "GET", "/_tempo-s3-shard/health", &[]);
+    assert_eq!(seen.status, 503);
+    let v: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(v["backends"].as_array().unwrap().len(), 3);
+    assert_eq!(v["backends"][0]["ok"], true);
+    assert!(!seen.text().contains("9000"));
+}
+
+#[test]
+fn a_bad_configuration_is_an_error_naming_the_variable() {
+    let script = Script::new(|_, _| ok(b""));
+    let seen = send(&script, &[("buckets", "")], "GET", "/proxy-bucket/k", &[]);
+    assert_eq!(seen.status, 500);
+    assert!(seen.text().contains("buckets"), "{}", seen.text());
+    assert!(script.calls.borrow().is_empty());
+}
+
+#[test]
+fn a_large_ring_table_is_stored_once_and_read_back() {
+    let eight = &[("buckets", "shard1,shard2,shard3,shard4,shard5,shard6,shard7,shard8")];
+    let script = Script::new(|_, _| ok(b"x")).with_store();
+    assert_eq!(send(&script, eight, "GET", "/proxy-bucket/t/b/k", &[]).status, 200);
+    let stored = script.kv.borrow().as_ref().unwrap().len();
+    assert_eq!(stored, 1, "the hashed table is stored");
+    assert_eq!(send(&script, eight, "GET", "/proxy-bucket/t/b2/k", &[]).status, 200);
+    assert_eq!(script.kv.borrow().as_ref().unwrap().len(), 1);
+    let no_store = Script::new(|_, _| ok(b"x"));
+    assert_eq!(send(&no_store, eight, "GET", "/proxy-bucket/t/b/k", &[]).status, 200);
+}

@@ -1,0 +1,93 @@
+//! Outbound HTTP: a core `BackendRequest` as a wasi-http request, sent with its timeouts as
+//! request options, and the runtime's errors reported as the core's transport errors.
+
+use std::future::Future;
+use std::task::Poll;
+
+use spin_executor::CancelOnDropToken;
+use spin_sdk::http::{IncomingResponse, Method, OutgoingRequest, Scheme};
+use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
+use spin_sdk::wit::wasi::http0_2_0::types::{ErrorCode, FutureIncomingResponse, RequestOptions};
+use tempo_s3_shard_core::backend::BackendRequest;
+use tempo_s3_shard_core::flow::{SendError, TransportError, TransportErrorKind};
+
+/// The wasi-http request for `request` (its body is written separately).
+pub fn request(request: &BackendRequest) -> Result<OutgoingRequest, TransportError> {
+    let outgoing = OutgoingRequest::new(super::fields(&request.headers));
+    let method = match request.method.as_str() {
+        "GET" => Method::Get,
+        "PUT" => Method::Put,
+        "POST" => Method::Post,
+        "DELETE" => Method::Delete,
+        "HEAD" => Method::Head,
+        other => Method::Other(other.to_string()),
+    };
+    let scheme = if request.scheme == "https" { Scheme::Https } else { Scheme::Http };
+    let bad = |_| TransportError::new(TransportErrorKind::Other, "the runtime refused the request's method, scheme, authority or path");
+    outgoing.set_method(&method).map_err(bad)?;
+    outgoing.set_scheme(Some(&scheme)).map_err(bad)?;
+    outgoing.set_authority(Some(&request.authority)).map_err(bad)?;
+    outgoing.set_path_with_query(Some(&request.path_and_query)).map_err(bad)?;
+    Ok(outgoing)
+}
+
+/// Send `outgoing` with the timeouts of `request`; resolves at the response head. Dropping it
+/// before then cancels the request.
+pub fn send(outgoing: OutgoingRequest, request: &BackendRequest) -> impl Future<Output = Result<IncomingResponse, TransportError>> {
+    /// The request in flight. Its pollable (held by the executor through `waiting`) is a child of
+    /// the response future, so it must go first: a resource dropped before its children traps.
+    struct InFlight {
+        waiting: Option<CancelOnDropToken>,
+        response: Option<Result<FutureIncomingResponse, ErrorCode>>,
+    }
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.waiting.take();
+            self.response.take();
+        }
+    }
+    let mut state = InFlight { waiting: None, response: Some(outgoing_handler::handle(outgoing, options(request))) };
+    futures::future::poll_fn(move |cx| {
+        let response = match state.response.as_ref() {
+            None => return Poll::Ready(Err(TransportError::new(TransportErrorKind::Other, "polled after completion"))),
+            Some(Err(code)) => return Poll::Ready(Err(transport_error(code))),
+            Some(Ok(response)) => response,
+        };
+        match response.get() {
+            Some(result) => {
+                state.waiting.take();
+                state.response.take();
+                Poll::Ready(match result {
+                    Ok(Ok(response)) => Ok(response),
+                    Ok(Err(code)) => Err(transport_error(&code)),
+                    Err(()) => Err(TransportError::new(TransportErrorKind::Other, "response taken twice")),
+                })
+            }
+            None => {
+                let token = spin_executor::push_waker_and_get_token(response.subscribe(), cx.waker().clone());
+                state.waiting = Some(CancelOnDropToken::from(token));
+                Poll::Pending
+            }
+        }
+    })
+}
+
+/// The request options for `request`'s timeouts (none set: the runtime's defaults).
+fn options(request: &BackendRequest) -> Option<RequestOptions> {
+    let _ = request;
+    None
+}
+
+fn transport_error(code: &ErrorCode) -> TransportError {
+    TransportError::from_wasi(&format!("{code:?}"))
+}
+
+/// A body stream (the client's or a backend's) broke off.
+pub fn body_broke() -> TransportError {
+    TransportError::new(TransportErrorKind::Closed, "a body broke off")
+}
+
+/// Writing a request body to a backend failed.
+pub fn write_failed(err: wasi::io::streams::StreamError) -> SendError {
+    SendError::Transport(TransportError::new(TransportErrorKind::Closed, format!("writing the body failed: {err:?}")))
+}
