@@ -1,12 +1,14 @@
 //! Operator endpoints under `/_tempo-s3-shard/` (never an S3 path: bucket names cannot start with `_`),
 //! and the one-line JSON access log.
 
-use crate::backend::{self, BackendRequest, EMPTY_SHA256};
+use crate::clock;
+use crate::codec;
+use crate::backend::{self, BackendRequest};
+use crate::sigv4::payload::EMPTY_SHA256;
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::proxy::{Proxy, Reply, Target};
 use crate::ring::hash_key;
 use crate::route::RequestParts;
-use crate::sigv4;
 use serde_json::json;
 
 /// Path prefix of the operator endpoints.
@@ -29,7 +31,7 @@ pub fn parse(parts: &RequestParts) -> Option<S3Result<AdminOp>> {
     }
     Some(match rest {
         "health" => Ok(AdminOp::Health),
-        "locate" => sigv4::decode_query(&parts.raw_query).and_then(|q| {
+        "locate" => codec::decode_query(&parts.raw_query).and_then(|q| {
             q.into_iter()
                 .find(|(k, _)| k == "key")
                 .map(|(_, key)| AdminOp::Locate { key })
@@ -136,7 +138,7 @@ pub struct AccessLog {
 impl AccessLog {
     pub fn to_json(&self) -> String {
         json!({
-            "time": sigv4::iso8601(self.time),
+            "time": clock::iso8601(self.time),
             "request_id": self.request_id,
             "method": self.method,
             "operation": self.operation,

@@ -1,8 +1,11 @@
 //! Incremental `aws-chunked` body decoder that releases only verified bytes and checks chunk/trailer signatures and trailing checksums.
 
-use crate::checksum::{base64_decode, ChecksumAlgorithm, Checksummer};
+use crate::checksum::{ChecksumAlgorithm, Checksummer};
+use crate::codec::base64_decode;
 use crate::error::{ErrorCode, S3Error};
-use crate::sigv4::{constant_time_eq, ChunkSigner, PayloadMode};
+use crate::sigv4::chunk::ChunkSigner;
+use crate::sigv4::verify::constant_time_eq;
+use crate::sigv4::PayloadMode;
 use sha2::{Digest, Sha256};
 
 /// Largest chunk accepted (a signed chunk is buffered whole until its signature checks out).
@@ -459,7 +462,9 @@ pub fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sigv4::{signing_key, verify, InboundRequest, Verified, STREAMING_SIGNED};
+    use crate::sigv4::payload::STREAMING_SIGNED;
+    use crate::sigv4::sign::signing_key;
+    use crate::sigv4::{verify, InboundRequest, Verified};
 
     const SEED: &str = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9";
 

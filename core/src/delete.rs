@@ -1,6 +1,7 @@
 //! DeleteObjects over shards: check the batch, split it by owning shard, merge the answers in request order.
 
-use crate::checksum::{base64_decode, base64_encode, ChecksumAlgorithm, Checksummer};
+use crate::checksum::{ChecksumAlgorithm, Checksummer};
+use crate::codec::{base64_decode, base64_encode};
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::route::header;
 use crate::xml::{self, DeleteErrorEntry, DeletedEntry, ObjectIdentifier};

@@ -6,6 +6,8 @@
 pub mod admin;
 pub mod backend;
 pub mod checksum;
+pub mod clock;
+pub mod codec;
 pub mod chunked;
 pub mod config;
 pub mod copy;

@@ -6,6 +6,7 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::codec::{base64url_decode, base64url_encode};
 use crate::error::S3Error;
 use crate::xml::{BackendPage, ObjectEntry};
 
@@ -514,36 +515,6 @@ fn decode_token(token: &str, key: &[u8], fp: &[u8; FINGERPRINT_LEN]) -> Result<(
     };
     let last = String::from_utf8(last.to_vec()).map_err(|_| bad())?;
     Ok((last, is_prefix))
-}
-
-const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-// Private: the token needs the URL-safe unpadded alphabet, not the standard one.
-fn base64url_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(B64URL[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn base64url_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = B64URL.iter().position(|&x| x == c)? as u32;
-        acc = ((acc << 6) | v) & 0xffff;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    // Only canonical encodings: no dangling sextet, no stray low bits.
-    (bits < 6 && acc & ((1 << bits) - 1) == 0).then_some(out)
 }
 
 #[cfg(test)]
@@ -1094,18 +1065,5 @@ mod tests {
         let x = out.to_xml();
         assert!(x.contains("<Marker>a0</Marker>") && x.contains("<NextMarker>a1</NextMarker>"));
         assert!(!x.contains("KeyCount"));
-    }
-
-    #[test]
-    fn base64url_round_trips() {
-        for n in 0..40u8 {
-            let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
-            let e = base64url_encode(&data);
-            assert_eq!(base64url_decode(&e), Some(data));
-        }
-        assert_eq!(base64url_encode(b"hello?>"), "aGVsbG8_Pg");
-        assert_eq!(base64url_decode("A"), None);
-        assert_eq!(base64url_decode("AB"), None);
-        assert_eq!(base64url_decode("a+b="), None);
     }
 }

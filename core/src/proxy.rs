@@ -1,12 +1,13 @@
 //! What the proxy does with each request: answer it locally, forward it to the owning shard, or fan out.
 
-use crate::backend::{self, BackendRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::backend::{self, BackendRequest};
 use crate::chunked::ChunkedDecoder;
 use crate::config::{Anonymous, Config};
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::listing::{ListRequest, Merger};
 use crate::ring::Ring;
 use crate::route::{self, header, Operation, RequestParts, Route};
+use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use crate::sigv4::{self, PayloadMode};
 use crate::xml;
 
@@ -106,7 +107,7 @@ impl BodyFilter {
             BodyFilter::Passthrough => {}
             BodyFilter::Sha256 { expected, hasher, held } => {
                 let actual = hex(&hasher.clone().finalize());
-                if !sigv4::constant_time_eq(actual.as_bytes(), expected.to_ascii_lowercase().as_bytes()) {
+                if !sigv4::verify::constant_time_eq(actual.as_bytes(), expected.to_ascii_lowercase().as_bytes()) {
                     return Err(S3Error::new(
                         ErrorCode::XAmzContentSHA256Mismatch,
                         "The provided 'x-amz-content-sha256' header does not match what was computed.",
@@ -387,7 +388,7 @@ impl Proxy {
         if !body.is_empty() {
             headers.push(("content-length".into(), body.len().to_string()));
         }
-        let hash = sigv4::sha256_hex(&body);
+        let hash = sigv4::sign::sha256_hex(&body);
         let request = backend::request(&self.cfg, "PUT", &self.all_buckets[shard], None, &[], headers, &hash, now_unix);
         (request, body)
     }
@@ -611,7 +612,7 @@ impl Proxy {
             ("content-type".to_string(), "application/xml".to_string()),
         ];
         let query = [("delete".to_string(), String::new())];
-        let hash = sigv4::sha256_hex(&part.body);
+        let hash = sigv4::sign::sha256_hex(&part.body);
         backend::request(&self.cfg, "POST", &self.all_buckets[part.shard], None, &query, headers, &hash, now_unix)
     }
 }

@@ -3,6 +3,7 @@
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use crate::codec::{uri_encode, url_decode};
 use crate::error::{ErrorCode, S3Error};
 use crate::listing::ListOutput;
 
@@ -128,50 +129,6 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// `encoding-type=url` encoding as S3 clients decode it: every byte except the RFC 3986
-/// unreserved characters and `/` becomes `%XX` (space is `%20`, `+` is `%2B`), so both
-/// percent-only and form (`+` = space) decoders get the key back.
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Undo `encoding-type=url` (`%XX`, and `+` for space as S3 and MinIO write it). `None` when the
-/// escapes are broken or the bytes are not UTF-8.
-pub fn url_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = b.get(i + 1..i + 3)?;
-                if !hex.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// Append `<name>text</name>` with `text` escaped.
 fn elem(out: &mut String, name: &str, text: &str) {
     out.push('<');
@@ -237,7 +194,7 @@ pub fn list_objects_v1(r: &ListOutput) -> String {
 fn list_objects(r: &ListOutput, v2: bool) -> String {
     // With encoding-type=url S3 encodes Delimiter, Prefix, Key, StartAfter (V2) and
     // Delimiter, Marker, Prefix, NextMarker, Key (V1); common prefixes are prefixes too.
-    let enc = |s: &str| if r.encoding_url { url_encode(s) } else { s.to_string() };
+    let enc = |s: &str| if r.encoding_url { uri_encode(s, false) } else { s.to_string() };
     let mut out = format!("{DECL}<ListBucketResult xmlns=\"{NS}\">");
     elem(&mut out, "Name", &r.name);
     elem(&mut out, "Prefix", &enc(&r.prefix));
@@ -295,7 +252,7 @@ fn list_objects(r: &ListOutput, v2: bool) -> String {
 /// ListMultipartUploads response. With encoding-type=url S3 encodes Delimiter, KeyMarker,
 /// Prefix, NextKeyMarker and Key (and common prefixes, which are prefixes).
 pub fn list_multipart_uploads(r: &crate::uploads::UploadsOutput) -> String {
-    let enc = |s: &str| if r.encoding_url { url_encode(s) } else { s.to_string() };
+    let enc = |s: &str| if r.encoding_url { uri_encode(s, false) } else { s.to_string() };
     let mut out = format!("{DECL}<ListMultipartUploadsResult xmlns=\"{NS}\">");
     elem(&mut out, "Bucket", &r.bucket);
     elem(&mut out, "KeyMarker", &enc(r.key_marker.as_deref().unwrap_or("")));
@@ -728,7 +685,7 @@ pub fn parse_tagging(body: &[u8]) -> Result<Vec<(String, String)>, S3Error> {
 /// Tags in the `x-amz-tagging` header form: `k1=v1&k2=v2`, URL-encoded.
 pub fn tagging_header(tags: &[(String, String)]) -> String {
     tags.iter()
-        .map(|(k, v)| format!("{}={}", crate::sigv4::uri_encode(k, true), crate::sigv4::uri_encode(v, true)))
+        .map(|(k, v)| format!("{}={}", uri_encode(k, true), uri_encode(v, true)))
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -799,20 +756,6 @@ mod tests {
             }],
             common_prefixes: vec!["a b/z+/".into()],
         }
-    }
-
-    #[test]
-    fn url_encoding_round_trips() {
-        let s = "a b+c/d~e%f\u{1}é\u{10FFFF}*";
-        let e = url_encode(s);
-        assert_eq!(e, "a%20b%2Bc/d~e%25f%01%C3%A9%F4%8F%BF%BF%2A");
-        assert_eq!(url_decode(&e).as_deref(), Some(s));
-        assert_eq!(url_decode("a+b%2B").as_deref(), Some("a b+"));
-        assert_eq!(url_decode("%"), None);
-        assert_eq!(url_decode("%4"), None);
-        assert_eq!(url_decode("%zz"), None);
-        assert_eq!(url_decode("%C3"), None);
-        assert_eq!(url_decode("%+1"), None);
     }
 
     #[test]
