@@ -245,7 +245,7 @@ fn aws_chunked(
     trailer: &[(&str, &str)],
     sign_trailer: bool,
 ) -> Vec<u8> {
-    tempo_s3_shard_core::chunked::encode(data, chunk, signer, trailer, sign_trailer)
+    tempo_s3_shard_core::chunked::encoder::encode(data, chunk, signer, trailer, sign_trailer)
 }
 
 fn crc32_b64(data: &[u8]) -> String {
