@@ -18,7 +18,7 @@ use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket,
 use tempo_s3_shard_core::route::RequestParts;
 use tempo_s3_shard_core::copy::StreamedCopy;
 use tempo_s3_shard_core::admin::{self, AccessLog};
-use tempo_s3_shard_core::{delete, listing::Merger, uploads::UploadsMerger, xml, ErrorCode, S3Error};
+use tempo_s3_shard_core::{delete, list_uploads::UploadsMerger, listing::Merger, xml, ErrorCode, S3Error};
 
 /// What the component answers with: a reply it built, or a backend response it streams through.
 enum Answer {

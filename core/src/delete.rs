@@ -4,7 +4,8 @@ use crate::checksum::{ChecksumAlgorithm, Checksummer};
 use crate::codec::{base64_decode, base64_encode};
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::route::header;
-use crate::xml::{self, DeleteErrorEntry, DeletedEntry, ObjectIdentifier};
+use crate::types::{DeleteErrorEntry, DeletedEntry, ObjectIdentifier};
+use crate::xml;
 use md5::{Digest, Md5};
 
 /// The largest DeleteObjects body accepted (1000 keys of 1 KiB, escaped, with room to spare).

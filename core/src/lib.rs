@@ -6,20 +6,22 @@
 pub mod admin;
 pub mod backend;
 pub mod checksum;
+pub mod chunked;
 pub mod clock;
 pub mod codec;
-pub mod chunked;
 pub mod config;
 pub mod copy;
 pub mod delete;
 pub mod error;
+pub mod list_uploads;
 pub mod listing;
 pub mod proxy;
+pub mod query;
 pub mod ring;
 pub mod route;
 pub mod sigv4;
 pub mod testing;
-pub mod uploads;
+pub mod types;
 pub mod xml;
 
 pub use error::{ErrorCode, S3Error, S3Result};

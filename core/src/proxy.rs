@@ -4,7 +4,8 @@ use crate::backend::{self, BackendRequest};
 use crate::chunked::ChunkedDecoder;
 use crate::config::{Anonymous, Config};
 use crate::error::{ErrorCode, S3Error, S3Result};
-use crate::listing::{ListRequest, Merger};
+use crate::listing::Merger;
+use crate::query::ListRequest;
 use crate::ring::Ring;
 use crate::route::{self, header, Operation, RequestParts, Route};
 use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
@@ -150,7 +151,7 @@ pub enum Plan {
     Forward(Forward),
     List(Box<Merger>),
     /// ListMultipartUploads over every shard; backend calls go through [`Proxy::list_request`].
-    ListUploads(Box<crate::uploads::UploadsMerger>),
+    ListUploads(Box<crate::list_uploads::UploadsMerger>),
     /// DeleteObjects: read the (small) body, then [`crate::delete::plan`] splits it by shard.
     DeleteObjects(Body),
     /// A copy between two shards: read from one, write to the other.
@@ -266,8 +267,8 @@ impl Proxy {
                 Ok(Plan::DeleteObjects(body))
             }
             Operation::ListMultipartUploads => {
-                let req = crate::uploads::UploadsRequest::from_query(&route.query)?;
-                let merger = crate::uploads::UploadsMerger::new(req, self.all_buckets.len())?;
+                let req = crate::query::UploadsRequest::from_query(&route.query)?;
+                let merger = crate::list_uploads::UploadsMerger::new(req, self.all_buckets.len())?;
                 Ok(Plan::ListUploads(Box::new(merger)))
             }
             Operation::CopyObject { .. } | Operation::UploadPartCopy { .. } => {
@@ -581,7 +582,7 @@ impl Proxy {
 
     /// A backend's answer to a list call, as a page for the merge. A bucket that does not exist
     /// holds nothing; any other failure fails the whole listing (never a partial answer).
-    pub fn list_page(&self, status: u16, body: &[u8]) -> S3Result<crate::xml::BackendPage> {
+    pub fn list_page(&self, status: u16, body: &[u8]) -> S3Result<crate::types::BackendPage> {
         backend_page(status, body, xml::parse_list_objects, "listing")
     }
 
@@ -593,12 +594,12 @@ impl Proxy {
     }
 
     /// A backend's answer to a ListMultipartUploads call; like [`Proxy::list_page`].
-    pub fn list_uploads_page(&self, status: u16, body: &[u8]) -> S3Result<crate::xml::UploadsPage> {
+    pub fn list_uploads_page(&self, status: u16, body: &[u8]) -> S3Result<crate::types::UploadsPage> {
         backend_page(status, body, xml::parse_list_multipart_uploads, "uploads listing")
     }
 
     /// The merged uploads listing as the client's XML response.
-    pub fn list_uploads_reply(&self, merger: crate::uploads::UploadsMerger) -> Reply {
+    pub fn list_uploads_reply(&self, merger: crate::list_uploads::UploadsMerger) -> Reply {
         Reply::xml(200, xml::list_multipart_uploads(&merger.finish(&self.cfg.virtual_bucket)))
     }
 }

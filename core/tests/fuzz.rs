@@ -12,7 +12,7 @@ use tempo_s3_shard_core::route::{self, RequestParts, MAX_KEY_LEN};
 use tempo_s3_shard_core::sigv4::chunk::ChunkSigner;
 use tempo_s3_shard_core::sigv4::sign::SignRequest;
 use tempo_s3_shard_core::sigv4::{self, InboundRequest, PayloadMode};
-use tempo_s3_shard_core::{xml, ErrorCode};
+use tempo_s3_shard_core::{types, xml, ErrorCode};
 
 const VB: &str = "proxy-bucket";
 const AK: &str = "fuzz-access-key";
@@ -401,7 +401,7 @@ proptest! {
         numbers in prop::collection::btree_set(1u32..=10000, 1..6),
         etag in "\"[0-9a-f]{32}(-[0-9]{1,4})?\"",
     ) {
-        let objects: Vec<xml::ObjectIdentifier> = keys.iter().map(|k| xml::ObjectIdentifier { key: k.clone(), version_id: None }).collect();
+        let objects: Vec<types::ObjectIdentifier> = keys.iter().map(|k| types::ObjectIdentifier { key: k.clone(), version_id: None }).collect();
         let body = xml::delete_objects_body(&objects, quiet);
         let parsed = xml::parse_delete_objects(body.as_bytes());
         prop_assert!(parsed.is_ok(), "{body}: {parsed:?}");
@@ -409,7 +409,7 @@ proptest! {
         prop_assert_eq!(parsed.objects, objects);
         prop_assert_eq!(parsed.quiet, quiet);
 
-        let parts: Vec<xml::CompletedPart> = numbers.into_iter().map(|n| xml::CompletedPart { part_number: n, etag: etag.clone(), ..Default::default() }).collect();
+        let parts: Vec<types::CompletedPart> = numbers.into_iter().map(|n| types::CompletedPart { part_number: n, etag: etag.clone(), ..Default::default() }).collect();
         let body = xml::complete_multipart_body(&parts);
         let parsed = xml::parse_complete_multipart(body.as_bytes());
         prop_assert!(parsed.is_ok(), "{body}: {parsed:?}");
@@ -420,8 +420,8 @@ proptest! {
     #[test]
     fn xml_mutated_documents_never_panic(at in any::<prop::sample::Index>(), with in prop::sample::select(XML_PIECES), cut in any::<bool>()) {
         let docs = [
-            xml::delete_objects_body(&[xml::ObjectIdentifier { key: "a&b<c>".into(), version_id: Some("v".into()) }], true),
-            xml::complete_multipart_body(&[xml::CompletedPart { part_number: 3, etag: "\"e\"".into(), ..Default::default() }]),
+            xml::delete_objects_body(&[types::ObjectIdentifier { key: "a&b<c>".into(), version_id: Some("v".into()) }], true),
+            xml::complete_multipart_body(&[types::CompletedPart { part_number: 3, etag: "\"e\"".into(), ..Default::default() }]),
             "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>".to_string(),
             "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>k</Key><Size>1</Size></Contents></ListBucketResult>".to_string(),
         ];

@@ -39,7 +39,8 @@ use tempo_s3_shard_core::ring::Ring;
 use tempo_s3_shard_core::route::header;
 use tempo_s3_shard_core::sigv4::payload::EMPTY_SHA256;
 use tempo_s3_shard_core::sigv4::sign::sha256_hex;
-use tempo_s3_shard_core::xml::{self, CompletedPart, ObjectEntry};
+use tempo_s3_shard_core::types::{CompletedPart, ObjectEntry};
+use tempo_s3_shard_core::xml;
 
 /// CopyObject copies at most 5 GiB; larger objects are copied part by part.
 pub const MAX_COPY_OBJECT: u64 = 5 * 1024 * 1024 * 1024;
