@@ -1169,3 +1169,86 @@ fn no_secret_reaches_responses_or_stderr() {
         assert!(!stdout.contains(secret), "stdout names a secret:\n{stdout}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Date header forms (issue 13, defect 1)
+
+const WEEKDAYS: [&str; 7] = ["Thursday", "Friday", "Saturday", "Sunday", "Monday", "Tuesday", "Wednesday"];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// `t` in the HTTP date forms S3 reads: RFC 1123 with `zone` (GMT, or `+hhmm` east of UTC, whose
+/// local time is written), RFC 850 and asctime.
+fn http_dates(t: u64) -> Vec<String> {
+    let parts = |t: u64| {
+        let amz = clock::amz_date(t);
+        let (y, m, d) = (&amz[0..4], amz[4..6].parse::<usize>().unwrap(), &amz[6..8]);
+        let hms = format!("{}:{}:{}", &amz[9..11], &amz[11..13], &amz[13..15]);
+        (WEEKDAYS[(t / 86_400 % 7) as usize], y.to_string(), MONTHS[m - 1], d.to_string(), hms)
+    };
+    let rfc1123 = |t: u64, zone: &str| {
+        let (wd, y, mon, d, hms) = parts(t);
+        format!("{}, {d} {mon} {y} {hms} {zone}", &wd[..3])
+    };
+    let (wd, y, mon, d, hms) = parts(t);
+    vec![
+        rfc1123(t, "-0000"), // botocore's email.utils.formatdate
+        rfc1123(t, "GMT"),
+        rfc1123(t, "UTC"),
+        rfc1123(t + 3600, "+0100"),
+        rfc1123(t - 5 * 3600 - 1800, "-0530"),
+        format!("{wd}, {d}-{mon}-{} {hms} GMT", &y[2..]),
+        format!("{} {mon} {:>2} {hms} {y}", &wd[..3], d.trim_start_matches('0')),
+        clock::amz_date(t),
+    ]
+}
+
+/// A request signed with SigV4 whose time comes from the `Date` header (no X-Amz-Date), as
+/// botocore signs when a Date header is set; the string to sign carries `signing_time`.
+async fn date_signed(h: &Harness, method: &str, path: &str, date: &str, signing_time: u64, body: &[u8]) -> Resp {
+    let payload_hash = sha256_hex(body);
+    let amz_date = clock::amz_date(signing_time);
+    let mut headers: Vec<(String, String)> = vec![
+        ("Host".into(), h.proxy.to_string()),
+        ("Date".into(), date.to_string()),
+        ("X-Amz-Content-Sha256".into(), payload_hash.clone()),
+    ];
+    let authorization = sigv4::sign::sign_headers(&SignRequest {
+        method,
+        canonical_uri: path,
+        query: &[],
+        headers: &headers,
+        payload_hash: &payload_hash,
+        access_key_id: LOCAL_ACCESS_KEY,
+        secret_access_key: LOCAL_SECRET_KEY,
+        region: REGION,
+        service: "s3",
+        amz_date: &amz_date,
+    });
+    headers.push(("Authorization".into(), authorization));
+    headers.push(("Content-Length".into(), body.len().to_string()));
+    exchange(h.proxy, request_head(method, path, &headers), body.to_vec()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_signed_with_a_date_header_in_any_http_date_form_are_accepted() {
+    let h = Harness::start(&SHARDS).await;
+    let now = clock::now_unix();
+    for (i, date) in http_dates(now).iter().enumerate() {
+        let path = key_path(&format!("date-forms/{i}"));
+        let r = date_signed(&h, "PUT", &path, date, now, b"dated").await;
+        assert_eq!(r.status, 200, "PUT signed with Date: {date}: {}", r.text());
+        let r = date_signed(&h, "GET", &path, date, now, b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"dated"[..]), "GET signed with Date: {date}");
+    }
+    // The zone is honoured: the same wall-clock time one minute east of UTC is another instant,
+    // so it no longer matches what was signed (or, just after midnight, the credential's day).
+    let (_, wall) = http_dates(now)[1].rsplit_once(' ').map(|(t, z)| (z, t.to_string())).unwrap();
+    let r = date_signed(&h, "GET", &key_path("date-forms/0"), &format!("{wall} +0001"), now, b"").await;
+    assert!(
+        matches!(r.code().as_deref(), Some("SignatureDoesNotMatch" | "AuthorizationHeaderMalformed")),
+        "{}",
+        r.text()
+    );
+    // Something that is no date at all is still refused, with S3's code.
+    date_signed(&h, "GET", &key_path("date-forms/0"), "yesterday", now, b"").await.expect(403, "AccessDenied");
+}

@@ -53,6 +53,10 @@ fn access_denied(message: &str) -> S3Error {
 }
 
 /// The signed request time: `x-amz-date`, else the `Date` header; as signed and in Unix seconds.
+///
+/// A `Date` may be ISO 8601 basic (`YYYYMMDDTHHMMSSZ`, as AWS documents for signing with it) or
+/// any HTTP date S3 reads (RFC 1123 with `GMT`, `UTC` or a numeric zone such as botocore's
+/// `-0000`, RFC 850, asctime); the string to sign carries it as `YYYYMMDDTHHMMSSZ` in UTC.
 fn request_time(headers: &[(String, String)]) -> Result<(String, u64), S3Error> {
     if let Some(x) = header(headers, "x-amz-date") {
         let x = x.trim();
@@ -62,7 +66,9 @@ fn request_time(headers: &[(String, String)]) -> Result<(String, u64), S3Error> 
     let Some(d) = header(headers, "date") else {
         return Err(access_denied("AWS authentication requires a valid Date or x-amz-date header"));
     };
-    let t = parse_http_date(d).ok_or_else(|| access_denied("the Date header is not an RFC 1123 date"))?;
+    let t = parse_amz_date(d.trim()).or_else(|| parse_http_date(d)).ok_or_else(|| {
+        access_denied("the Date header is not an HTTP date (RFC 1123, RFC 850, asctime) nor YYYYMMDDTHHMMSSZ")
+    })?;
     Ok((amz_date(t), t))
 }
 

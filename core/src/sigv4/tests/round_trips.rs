@@ -491,8 +491,22 @@ fn missing_or_bad_dates_and_payload_hashes() {
 
 #[test]
 fn date_header_signing_round_trip() {
-    let http_date = "Wed, 25 Nov 2026 16:52:30 GMT";
-    let amz = amz_date(parse_http_date(http_date).unwrap());
+    for http_date in [
+        "Wed, 25 Nov 2026 16:52:30 GMT",
+        "Wed, 25 Nov 2026 16:52:30 -0000",
+        "Wed, 25 Nov 2026 17:52:30 +0100",
+        "Wed, 25 Nov 2026 16:52:30 UTC",
+        "Wednesday, 25-Nov-26 16:52:30 GMT",
+        "Wed Nov 25 16:52:30 2026",
+        "20261125T165230Z",
+    ] {
+        date_header_signs(http_date);
+    }
+}
+
+/// A GET signed with this `Date` header (and no x-amz-date) verifies at RT_NOW.
+fn date_header_signs(http_date: &str) {
+    let amz = amz_date(RT_NOW);
     let mut headers = owned(&[
         ("host", "h"),
         ("date", http_date),
@@ -511,13 +525,36 @@ fn date_header_signing_round_trip() {
         amz_date: &amz,
     });
     headers.push(("authorization".into(), auth));
-    assert!(verify(
-        &inbound("GET", "/b", "", &headers),
-        RT_NOW,
-        &rt_lookup,
-        "auto"
-    )
-    .is_ok());
+    let v = verify(&inbound("GET", "/b", "", &headers), RT_NOW, &rt_lookup, "auto");
+    assert!(matches!(v, Ok(Verified::Signed { .. })), "Date: {http_date}: {v:?}");
+}
+
+#[test]
+fn date_header_zone_is_honoured_and_garbage_refused() {
+    let run = |date: &str| {
+        let mut headers = owned(&[("host", "h"), ("date", date), ("x-amz-content-sha256", UNSIGNED_PAYLOAD)]);
+        let auth = sign_headers(&SignRequest {
+            method: "GET",
+            canonical_uri: "/b",
+            query: &[],
+            headers: &headers,
+            payload_hash: UNSIGNED_PAYLOAD,
+            access_key_id: RT_AK,
+            secret_access_key: RT_SECRET,
+            region: "auto",
+            service: "s3",
+            amz_date: &amz_date(RT_NOW),
+        });
+        headers.push(("authorization".into(), auth));
+        verify(&inbound("GET", "/b", "", &headers), RT_NOW, &rt_lookup, "auto").unwrap_err().code
+    };
+    // 16:52:30 a minute east of UTC is 16:51:30 UTC: within the skew, but not the time signed.
+    assert_eq!(run("Wed, 25 Nov 2026 16:52:30 +0001"), ErrorCode::SignatureDoesNotMatch);
+    // An hour east is too far from the clock.
+    assert_eq!(run("Wed, 25 Nov 2026 16:52:30 +0100"), ErrorCode::RequestTimeTooSkewed);
+    for bad in ["yesterday", "Wed, 25 Nov 2026 16:52:30 EST", "2026-11-25T16:52:30Z", ""] {
+        assert_eq!(run(bad), ErrorCode::AccessDenied, "{bad:?}");
+    }
 }
 
 #[test]
