@@ -12,7 +12,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tempo_s3_shard_core::checksum::{ChecksumAlgorithm, Checksummer};
-use tempo_s3_shard_core::sigv4::{self, ChunkSigner, SignRequest};
+use tempo_s3_shard_core::clock;
+use tempo_s3_shard_core::codec;
+use tempo_s3_shard_core::sigv4::chunk::ChunkSigner;
+use tempo_s3_shard_core::sigv4::sign::SignRequest;
+use tempo_s3_shard_core::sigv4;
 use tempo_s3_shard_host::backends::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -128,7 +132,7 @@ async fn anon(h: &Harness, method: &str, target: &str, extra: &[(&str, &str)], b
 
 /// The wire path of an object key in the virtual bucket, encoded as the SDKs encode it.
 fn key_path(key: &str) -> String {
-    format!("/{VIRTUAL_BUCKET}/{}", sigv4::uri_encode(key, false))
+    format!("/{VIRTUAL_BUCKET}/{}", codec::uri_encode(key, false))
 }
 
 /// A request signed with SigV4 in the Authorization header, as a client builds it by hand.
@@ -168,7 +172,7 @@ impl<'a> Sign<'a> {
 
     fn sign(&self, h: &Harness) -> Signed {
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
-        let amz_date = sigv4::amz_date((now + self.skew) as u64);
+        let amz_date = clock::amz_date((now + self.skew) as u64);
         let mut headers: Vec<(String, String)> = vec![
             ("Host".into(), h.proxy.to_string()),
             ("X-Amz-Date".into(), amz_date.clone()),
@@ -178,7 +182,7 @@ impl<'a> Sign<'a> {
         let query: Vec<(String, String)> = self.query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let req = SignRequest {
             method: self.method,
-            canonical_uri: &sigv4::canonical_uri(self.path).unwrap_or_else(|_| self.path.to_string()),
+            canonical_uri: &sigv4::canonical::canonical_uri(self.path).unwrap_or_else(|_| self.path.to_string()),
             query: &query,
             headers: &headers,
             payload_hash: self.payload_hash,
@@ -188,19 +192,19 @@ impl<'a> Sign<'a> {
             service: "s3",
             amz_date: &amz_date,
         };
-        let authorization = sigv4::sign_headers(&req);
+        let authorization = sigv4::sign::sign_headers(&req);
         let seed = authorization.rsplit("Signature=").next().unwrap().to_string();
         headers.push(("Authorization".into(), authorization));
         let date = &amz_date[..8];
         let signer = ChunkSigner::new(
-            sigv4::signing_key(self.secret, date, REGION, "s3"),
+            sigv4::sign::signing_key(self.secret, date, REGION, "s3"),
             &amz_date,
-            &sigv4::credential_scope(date, REGION, "s3"),
+            &sigv4::sign::credential_scope(date, REGION, "s3"),
             &seed,
         );
         let raw_query: Vec<String> = query
             .iter()
-            .map(|(k, v)| format!("{}={}", sigv4::uri_encode(k, true), sigv4::uri_encode(v, true)))
+            .map(|(k, v)| format!("{}={}", codec::uri_encode(k, true), codec::uri_encode(v, true)))
             .collect();
         let target = if raw_query.is_empty() { self.path.to_string() } else { format!("{}?{}", self.path, raw_query.join("&")) };
         Signed { headers, target, signer }
@@ -225,7 +229,7 @@ async fn signed_put(h: &Harness, key: &str, body: &[u8], claimed_hash: &str) -> 
 
 /// A signed bodiless request.
 async fn signed(h: &Harness, method: &str, path: &str, query: &[(&str, &str)]) -> Resp {
-    let mut s = Sign::new(method, path, sigv4::EMPTY_SHA256);
+    let mut s = Sign::new(method, path, sigv4::payload::EMPTY_SHA256);
     s.query = query;
     let signed = s.sign(h);
     let unsigned: Vec<(&str, String)> =
@@ -241,7 +245,7 @@ fn aws_chunked(
     trailer: &[(&str, &str)],
     sign_trailer: bool,
 ) -> Vec<u8> {
-    tempo_s3_shard_core::chunked::encode(data, chunk, signer, trailer, sign_trailer)
+    tempo_s3_shard_core::chunked::encoder::encode(data, chunk, signer, trailer, sign_trailer)
 }
 
 fn crc32_b64(data: &[u8]) -> String {
@@ -251,7 +255,7 @@ fn crc32_b64(data: &[u8]) -> String {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    sigv4::sha256_hex(data)
+    sigv4::sign::sha256_hex(data)
 }
 
 /// Deterministic test data.
@@ -327,12 +331,12 @@ async fn signed_requests_pass_and_wrong_credentials_are_refused() {
     anon(&h, "DELETE", &key_path("t/ok"), &[], b"").await.expect(403, "AccessDenied");
     assert_eq!(stored(&h, "t/ok").await.as_deref(), Some(&b"signed"[..]));
     // A signed PUT with an unsigned x-amz-copy-source added (a replayed request turned into a copy).
-    let s = Sign::new("PUT", &key_path("t/copy-target"), sigv4::EMPTY_SHA256).sign(&h);
+    let s = Sign::new("PUT", &key_path("t/copy-target"), sigv4::payload::EMPTY_SHA256).sign(&h);
     let r = s.send(&h, "PUT", &[("Content-Length", "0".into()), ("x-amz-copy-source", "/proxy-bucket/t/ok".into())], vec![]).await;
     r.expect(403, "AccessDenied");
     assert_nothing_stored(h.holders("t/copy-target").await, "t/copy-target");
     // A signature over another request (here: another key) does not carry over.
-    let s = Sign::new("PUT", &key_path("t/signed-for-this"), sigv4::UNSIGNED_PAYLOAD).sign(&h);
+    let s = Sign::new("PUT", &key_path("t/signed-for-this"), sigv4::payload::UNSIGNED_PAYLOAD).sign(&h);
     let moved = Signed { target: key_path("t/used-for-that"), ..s };
     moved.send(&h, "PUT", &[("Content-Length", "1".into())], b"x".to_vec()).await.expect(403, "SignatureDoesNotMatch");
     assert_nothing_stored(h.holders("t/used-for-that").await, "t/used-for-that");
@@ -469,7 +473,7 @@ async fn presigned_urls_work_until_they_expire_and_cannot_be_tampered_with() {
     r.expect(403, "AccessDenied");
     assert_eq!(stored(&h, key).await.as_deref(), Some(&b"presigned body"[..]));
     // Presigned and an Authorization header at once is refused.
-    let s = Sign::new("GET", &key_path(key), sigv4::EMPTY_SHA256).sign(&h);
+    let s = Sign::new("GET", &key_path(key), sigv4::payload::EMPTY_SHA256).sign(&h);
     let both = Signed { target: target(get.uri()), ..s };
     both.send(&h, "GET", &[], vec![]).await.expect(400, "InvalidArgument");
 
@@ -505,7 +509,7 @@ async fn requests_signed_with_a_skewed_clock_are_refused() {
         s.skew = skew;
         let r = s.sign(&h).send(&h, "PUT", &[("Content-Length", body.len().to_string())], body.clone()).await;
         r.expect(403, "RequestTimeTooSkewed");
-        let mut s = Sign::new("GET", &path, sigv4::EMPTY_SHA256);
+        let mut s = Sign::new("GET", &path, sigv4::payload::EMPTY_SHA256);
         s.skew = skew;
         s.sign(&h).send(&h, "GET", &[], vec![]).await.expect(403, "RequestTimeTooSkewed");
     }
@@ -590,14 +594,14 @@ async fn signed_aws_chunked_bodies_are_verified_chunk_by_chunk() {
     for (name, len, chunk) in [("small", 200_000, 64 * 1024), ("large", 3 * 1024 * 1024 + 11, 1024 * 1024)] {
         let body = data(len, 2);
         let key = format!("chunked/{name}");
-        let r = chunked_put(&h, &key, sigv4::STREAMING_SIGNED, len, None, |s| aws_chunked(&body, chunk, Some(s), &[], false)).await;
+        let r = chunked_put(&h, &key, sigv4::payload::STREAMING_SIGNED, len, None, |s| aws_chunked(&body, chunk, Some(s), &[], false)).await;
         r.expect(200, "");
         assert_eq!(stored(&h, &key).await, Some(body.clone()), "{name}: stored exactly, without framing");
         assert_eq!(h.holders(&key).await, vec![h.owner(&key)]);
 
         // One byte of the second chunk changed after signing.
         let bad_key = format!("chunked/{name}-tampered");
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_SIGNED, len, None, |s| {
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED, len, None, |s| {
             let mut framed = aws_chunked(&body, chunk, Some(s), &[], false);
             let header_len = framed.iter().position(|&b| b == b'\n').unwrap() + 1;
             let at = header_len + chunk + 2 + 90 + 17; // inside the second chunk's data
@@ -609,7 +613,7 @@ async fn signed_aws_chunked_bodies_are_verified_chunk_by_chunk() {
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
 
         // The last chunk tampered: everything before it was verified and streamed, still nothing is stored.
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_SIGNED, len, None, |s| {
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED, len, None, |s| {
             let mut framed = aws_chunked(&body, chunk, Some(s), &[], false);
             // The tail is CRLF after the data, `0;chunk-signature=<64 hex>` CRLF, and the empty trailer's CRLF.
             let end_of_data = framed.len() - (2 + 18 + 64 + 2 + 2);
@@ -621,12 +625,12 @@ async fn signed_aws_chunked_bodies_are_verified_chunk_by_chunk() {
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
 
         // Chunks signed with another secret (a forged chain on a valid request signature).
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_SIGNED, len, None, |s| {
-            let date = sigv4::amz_date(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs());
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED, len, None, |s| {
+            let date = clock::amz_date(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs());
             let mut forged = ChunkSigner::new(
-                sigv4::signing_key("wrong", &date[..8], REGION, "s3"),
+                sigv4::sign::signing_key("wrong", &date[..8], REGION, "s3"),
                 &date,
-                &sigv4::credential_scope(&date[..8], REGION, "s3"),
+                &sigv4::sign::credential_scope(&date[..8], REGION, "s3"),
                 s.previous_signature(),
             );
             aws_chunked(&body, chunk, Some(&mut forged), &[], false)
@@ -636,20 +640,20 @@ async fn signed_aws_chunked_bodies_are_verified_chunk_by_chunk() {
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
 
         // Chunk signatures stripped.
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_SIGNED, len, None, |_| aws_chunked(&body, chunk, None, &[], false)).await;
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED, len, None, |_| aws_chunked(&body, chunk, None, &[], false)).await;
         r.expect(400, "InvalidRequest");
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
 
         // A decoded length that does not match the data.
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_SIGNED, len - 1, None, |s| aws_chunked(&body, chunk, Some(s), &[], false)).await;
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED, len - 1, None, |s| aws_chunked(&body, chunk, Some(s), &[], false)).await;
         r.expect(400, "IncompleteBody");
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_SIGNED, len + 1, None, |s| aws_chunked(&body, chunk, Some(s), &[], false)).await;
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED, len + 1, None, |s| aws_chunked(&body, chunk, Some(s), &[], false)).await;
         r.expect(400, "IncompleteBody");
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
 
         // The body cut short (final chunk missing).
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_SIGNED, len, None, |s| {
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED, len, None, |s| {
             let mut framed = aws_chunked(&body, chunk, Some(s), &[], false);
             framed.truncate(framed.len() - 90);
             framed
@@ -671,14 +675,14 @@ async fn trailing_checksums_are_verified_before_the_object_completes() {
 
         // STREAMING-UNSIGNED-PAYLOAD-TRAILER: unsigned chunks, checksum in the trailer.
         let key = format!("trailer/unsigned-{name}");
-        let r = chunked_put(&h, &key, sigv4::STREAMING_UNSIGNED_TRAILER, len, trailer, |_| {
+        let r = chunked_put(&h, &key, sigv4::payload::STREAMING_UNSIGNED_TRAILER, len, trailer, |_| {
             aws_chunked(&body, chunk, None, &[("x-amz-checksum-crc32", &good)], false)
         })
         .await;
         r.expect(200, "");
         assert_eq!(stored(&h, &key).await, Some(body.clone()), "{name}");
         let bad_key = format!("trailer/unsigned-{name}-bad");
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_UNSIGNED_TRAILER, len, trailer, |_| {
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_UNSIGNED_TRAILER, len, trailer, |_| {
             aws_chunked(&body, chunk, None, &[("x-amz-checksum-crc32", &bad)], false)
         })
         .await;
@@ -687,20 +691,20 @@ async fn trailing_checksums_are_verified_before_the_object_completes() {
         // Data changed in flight (checksum of the original).
         let mut changed = body.clone();
         changed[len / 2] ^= 4;
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_UNSIGNED_TRAILER, len, trailer, |_| {
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_UNSIGNED_TRAILER, len, trailer, |_| {
             aws_chunked(&changed, chunk, None, &[("x-amz-checksum-crc32", &good)], false)
         })
         .await;
         r.expect(400, "BadDigest");
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
         // The declared trailer missing from the body.
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_UNSIGNED_TRAILER, len, trailer, |_| aws_chunked(&body, chunk, None, &[], false)).await;
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_UNSIGNED_TRAILER, len, trailer, |_| aws_chunked(&body, chunk, None, &[], false)).await;
         r.expect(400, "InvalidRequest");
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
 
         // STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER: signed chunks and a signed trailer.
         let key = format!("trailer/signed-{name}");
-        let r = chunked_put(&h, &key, sigv4::STREAMING_SIGNED_TRAILER, len, trailer, |s| {
+        let r = chunked_put(&h, &key, sigv4::payload::STREAMING_SIGNED_TRAILER, len, trailer, |s| {
             aws_chunked(&body, chunk, Some(s), &[("x-amz-checksum-crc32", &good)], true)
         })
         .await;
@@ -708,14 +712,14 @@ async fn trailing_checksums_are_verified_before_the_object_completes() {
         assert_eq!(stored(&h, &key).await, Some(body.clone()), "{name}");
         let bad_key = format!("trailer/signed-{name}-bad");
         // A correctly signed trailer carrying a wrong checksum.
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_SIGNED_TRAILER, len, trailer, |s| {
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED_TRAILER, len, trailer, |s| {
             aws_chunked(&body, chunk, Some(s), &[("x-amz-checksum-crc32", &bad)], true)
         })
         .await;
         r.expect(400, "BadDigest");
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
         // The trailer changed after signing.
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_SIGNED_TRAILER, len, trailer, |s| {
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED_TRAILER, len, trailer, |s| {
             let framed = aws_chunked(&body, chunk, Some(s), &[("x-amz-checksum-crc32", &good)], true);
             let text = String::from_utf8_lossy(&framed).into_owned();
             assert!(text.contains(&good));
@@ -728,7 +732,7 @@ async fn trailing_checksums_are_verified_before_the_object_completes() {
         r.expect(403, "SignatureDoesNotMatch");
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
         // The trailer signature left out.
-        let r = chunked_put(&h, &bad_key, sigv4::STREAMING_SIGNED_TRAILER, len, trailer, |s| {
+        let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED_TRAILER, len, trailer, |s| {
             aws_chunked(&body, chunk, Some(s), &[("x-amz-checksum-crc32", &good)], false)
         })
         .await;
@@ -874,9 +878,9 @@ async fn malformed_and_hostile_requests_get_s3_errors() {
 
     // Declared sizes over 5 GiB, plain and aws-chunked, refused before any body is read.
     let path = key_path("in/huge");
-    let s = Sign::new("PUT", &path, sigv4::UNSIGNED_PAYLOAD).sign(&h);
+    let s = Sign::new("PUT", &path, sigv4::payload::UNSIGNED_PAYLOAD).sign(&h);
     s.send(&h, "PUT", &[("Content-Length", "5368709121".into())], b"a few bytes".to_vec()).await.expect(400, "EntityTooLarge");
-    let r = chunked_put(&h, "in/huge", sigv4::STREAMING_SIGNED, 6 << 30, None, |s| aws_chunked(b"abc", 3, Some(s), &[], false)).await;
+    let r = chunked_put(&h, "in/huge", sigv4::payload::STREAMING_SIGNED, 6 << 30, None, |s| aws_chunked(b"abc", 3, Some(s), &[], false)).await;
     r.expect(400, "EntityTooLarge");
     assert_nothing_stored(h.holders("in/huge").await, "in/huge");
     let parts = s3.list_parts().bucket(VIRTUAL_BUCKET).key("in/mp").upload_id(&upload_id).send().await.unwrap();
@@ -1006,7 +1010,7 @@ async fn recording_backend_sees_keys_verbatim_in_the_owner_bucket() {
         s3.put_object().bucket(VIRTUAL_BUCKET).key(key).body(ByteStream::from(body.clone().into_bytes())).send().await.unwrap_or_else(|e| panic!("{key}: {e:?}"));
         let got = s3.get_object().bucket(VIRTUAL_BUCKET).key(key).send().await.unwrap();
         assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), body.as_bytes(), "{key}: {:?}", seen.lock().unwrap());
-        let expected = format!("/{}/{}", ring.owner(key), sigv4::uri_encode(key, false));
+        let expected = format!("/{}/{}", ring.owner(key), codec::uri_encode(key, false));
         let seen = seen.lock().unwrap().clone();
         let last_two: Vec<(String, String)> = seen[seen.len() - 2..].to_vec();
         assert_eq!(last_two, vec![("PUT".to_string(), expected.clone()), ("GET".to_string(), expected)], "{key}");
@@ -1029,7 +1033,7 @@ async fn oversized_and_numerous_headers_never_hang_the_proxy() {
     assert!(r.status == 0 || r.status == 431 || r.code().is_some(), "{}", r.text());
     // A signed PUT carrying 64 KiB of user metadata: refused by someone, never stored half-way.
     let path = key_path("hdr/meta");
-    let mut s = Sign::new("PUT", &path, sigv4::UNSIGNED_PAYLOAD);
+    let mut s = Sign::new("PUT", &path, sigv4::payload::UNSIGNED_PAYLOAD);
     let meta = [("x-amz-meta-big", big.as_str())];
     s.headers = &meta;
     let r = s.sign(&h).send(&h, "PUT", &[("Content-Length", "1".into())], b"x".to_vec()).await;
@@ -1094,12 +1098,12 @@ async fn leak_scenarios_child() {
         anon(&h, "GET", &key_path("leak/k"), &[("Authorization", "AWS client-one:abc")], b"").await,
     ];
     let path = key_path("leak/skew");
-    let mut s = Sign::new("GET", &path, sigv4::EMPTY_SHA256);
+    let mut s = Sign::new("GET", &path, sigv4::payload::EMPTY_SHA256);
     s.access_key = "client-one";
     s.secret = CLIENT_SECRET;
     s.skew = 3600;
     responses.push(s.sign(&h).send(&h, "GET", &[], vec![]).await);
-    let mut s = Sign::new("PUT", &path, sigv4::STREAMING_SIGNED);
+    let mut s = Sign::new("PUT", &path, sigv4::payload::STREAMING_SIGNED);
     s.access_key = "client-one";
     s.secret = CLIENT_SECRET;
     responses.push(s.sign(&h).send(&h, "PUT", &[("Content-Length", "5".into()), ("X-Amz-Decoded-Content-Length", "1".into())], b"hello".to_vec()).await);
@@ -1108,13 +1112,13 @@ async fn leak_scenarios_child() {
     h.backend.set_failing(true);
     let r = good.get_object().bucket(VIRTUAL_BUCKET).key("leak/k").send().await.unwrap_err();
     check("failing backend", &format!("{r:?}"));
-    let mut s = Sign::new("GET", &leak_path, sigv4::EMPTY_SHA256);
+    let mut s = Sign::new("GET", &leak_path, sigv4::payload::EMPTY_SHA256);
     s.access_key = "client-one";
     s.secret = CLIENT_SECRET;
     responses.push(s.sign(&h).send(&h, "GET", &[], vec![]).await);
     h.backend.set_failing(false);
     let wrong_backend = Harness::start_with(&SHARDS, &[("client_credentials", &creds), ("secret_access_key", OTHER_CLIENT_SECRET)]).await;
-    let mut s = Sign::new("GET", &leak_path, sigv4::EMPTY_SHA256);
+    let mut s = Sign::new("GET", &leak_path, sigv4::payload::EMPTY_SHA256);
     s.access_key = "client-one";
     s.secret = CLIENT_SECRET;
     let r = s.sign(&wrong_backend).send(&wrong_backend, "GET", &[], vec![]).await;
@@ -1164,4 +1168,87 @@ fn no_secret_reaches_responses_or_stderr() {
         assert!(!stderr.contains(secret), "stderr names a secret:\n{stderr}");
         assert!(!stdout.contains(secret), "stdout names a secret:\n{stdout}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Date header forms (issue 13, defect 1)
+
+const WEEKDAYS: [&str; 7] = ["Thursday", "Friday", "Saturday", "Sunday", "Monday", "Tuesday", "Wednesday"];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// `t` in the HTTP date forms S3 reads: RFC 1123 with `zone` (GMT, or `+hhmm` east of UTC, whose
+/// local time is written), RFC 850 and asctime.
+fn http_dates(t: u64) -> Vec<String> {
+    let parts = |t: u64| {
+        let amz = clock::amz_date(t);
+        let (y, m, d) = (&amz[0..4], amz[4..6].parse::<usize>().unwrap(), &amz[6..8]);
+        let hms = format!("{}:{}:{}", &amz[9..11], &amz[11..13], &amz[13..15]);
+        (WEEKDAYS[(t / 86_400 % 7) as usize], y.to_string(), MONTHS[m - 1], d.to_string(), hms)
+    };
+    let rfc1123 = |t: u64, zone: &str| {
+        let (wd, y, mon, d, hms) = parts(t);
+        format!("{}, {d} {mon} {y} {hms} {zone}", &wd[..3])
+    };
+    let (wd, y, mon, d, hms) = parts(t);
+    vec![
+        rfc1123(t, "-0000"), // botocore's email.utils.formatdate
+        rfc1123(t, "GMT"),
+        rfc1123(t, "UTC"),
+        rfc1123(t + 3600, "+0100"),
+        rfc1123(t - 5 * 3600 - 1800, "-0530"),
+        format!("{wd}, {d}-{mon}-{} {hms} GMT", &y[2..]),
+        format!("{} {mon} {:>2} {hms} {y}", &wd[..3], d.trim_start_matches('0')),
+        clock::amz_date(t),
+    ]
+}
+
+/// A request signed with SigV4 whose time comes from the `Date` header (no X-Amz-Date), as
+/// botocore signs when a Date header is set; the string to sign carries `signing_time`.
+async fn date_signed(h: &Harness, method: &str, path: &str, date: &str, signing_time: u64, body: &[u8]) -> Resp {
+    let payload_hash = sha256_hex(body);
+    let amz_date = clock::amz_date(signing_time);
+    let mut headers: Vec<(String, String)> = vec![
+        ("Host".into(), h.proxy.to_string()),
+        ("Date".into(), date.to_string()),
+        ("X-Amz-Content-Sha256".into(), payload_hash.clone()),
+    ];
+    let authorization = sigv4::sign::sign_headers(&SignRequest {
+        method,
+        canonical_uri: path,
+        query: &[],
+        headers: &headers,
+        payload_hash: &payload_hash,
+        access_key_id: LOCAL_ACCESS_KEY,
+        secret_access_key: LOCAL_SECRET_KEY,
+        region: REGION,
+        service: "s3",
+        amz_date: &amz_date,
+    });
+    headers.push(("Authorization".into(), authorization));
+    headers.push(("Content-Length".into(), body.len().to_string()));
+    exchange(h.proxy, request_head(method, path, &headers), body.to_vec()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_signed_with_a_date_header_in_any_http_date_form_are_accepted() {
+    let h = Harness::start(&SHARDS).await;
+    let now = clock::now_unix();
+    for (i, date) in http_dates(now).iter().enumerate() {
+        let path = key_path(&format!("date-forms/{i}"));
+        let r = date_signed(&h, "PUT", &path, date, now, b"dated").await;
+        assert_eq!(r.status, 200, "PUT signed with Date: {date}: {}", r.text());
+        let r = date_signed(&h, "GET", &path, date, now, b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"dated"[..]), "GET signed with Date: {date}");
+    }
+    // The zone is honoured: the same wall-clock time one minute east of UTC is another instant,
+    // so it no longer matches what was signed (or, just after midnight, the credential's day).
+    let (_, wall) = http_dates(now)[1].rsplit_once(' ').map(|(t, z)| (z, t.to_string())).unwrap();
+    let r = date_signed(&h, "GET", &key_path("date-forms/0"), &format!("{wall} +0001"), now, b"").await;
+    assert!(
+        matches!(r.code().as_deref(), Some("SignatureDoesNotMatch" | "AuthorizationHeaderMalformed")),
+        "{}",
+        r.text()
+    );
+    // Something that is no date at all is still refused, with S3's code.
+    date_signed(&h, "GET", &key_path("date-forms/0"), "yesterday", now, b"").await.expect(403, "AccessDenied");
 }

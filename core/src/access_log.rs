@@ -1,6 +1,6 @@
 //! The one-line JSON access log every request writes: what was asked, where it went, how it ended.
 
-use crate::sigv4;
+use crate::clock;
 use serde_json::json;
 
 /// One access-log line (JSON): what was asked, where it went, how it ended. No secrets: keys and
@@ -23,7 +23,7 @@ impl AccessLog {
     /// The record as one line of JSON.
     pub fn to_json(&self) -> String {
         json!({
-            "time": sigv4::iso8601(self.time),
+            "time": clock::iso8601(self.time),
             "request_id": self.request_id,
             "method": self.method,
             "operation": self.operation,

@@ -6,7 +6,7 @@ use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::reply::Reply;
 use crate::ring::hash_key;
 use crate::route::RequestParts;
-use crate::sigv4;
+use crate::codec;
 use serde_json::json;
 
 /// Path prefix of the operator endpoints.
@@ -29,7 +29,7 @@ pub fn parse(parts: &RequestParts) -> Option<S3Result<AdminOp>> {
     }
     Some(match rest {
         "health" => Ok(AdminOp::Health),
-        "locate" => sigv4::decode_query(&parts.raw_query).and_then(|q| {
+        "locate" => codec::decode_query(&parts.raw_query).and_then(|q| {
             q.into_iter()
                 .find(|(k, _)| k == "key")
                 .map(|(_, key)| AdminOp::Locate { key })

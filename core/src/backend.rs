@@ -1,13 +1,12 @@
 //! Outbound requests to backend buckets: path-style URLs, forwarded headers and SigV4 signatures.
 
+use crate::clock;
+use crate::codec;
 use crate::config::Config;
 use crate::route::header;
-use crate::sigv4::{self, SignRequest};
-
-/// `x-amz-content-sha256` value for a body that is streamed without hashing.
-pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-/// SHA-256 of the empty string, for requests without a body.
-pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+use crate::sigv4::canonical::canonical_query_string;
+use crate::sigv4::payload::{is_sha256_hex, UNSIGNED_PAYLOAD};
+use crate::sigv4::sign::{sign_headers, SignRequest};
 
 /// A request ready to send: everything but the body, which the adapter streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,22 +162,22 @@ pub fn request(
     payload_hash: &str,
     now_unix: u64,
 ) -> BackendRequest {
-    let mut path = format!("/{}", sigv4::uri_encode(bucket, true));
+    let mut path = format!("/{}", codec::uri_encode(bucket, true));
     if let Some(key) = key {
         path.push('/');
-        path.push_str(&sigv4::uri_encode(key, false));
+        path.push_str(&codec::uri_encode(key, false));
     }
     // The client's own presigned-URL parameters authenticated it to us; the backend gets ours.
     let query: Vec<(String, String)> =
         query.iter().filter(|(k, _)| !is_client_auth_param(k)).cloned().collect();
     let query = query.as_slice();
-    let query_string = sigv4::canonical_query_string(query);
+    let query_string = canonical_query_string(query);
     let path_and_query =
         if query_string.is_empty() { path.clone() } else { format!("{path}?{query_string}") };
 
     let backend = cfg.backend(bucket);
     let authority = backend.endpoint.host.clone();
-    let amz_date = sigv4::amz_date(now_unix);
+    let amz_date = clock::amz_date(now_unix);
     headers.retain(|(n, _)| {
         !matches!(n.as_str(), "host" | "x-amz-date" | "x-amz-content-sha256" | "authorization")
     });
@@ -192,7 +191,7 @@ pub fn request(
     if !backend.access_key_id.is_empty() && !backend.secret_access_key.is_empty() {
         let mut signed = headers.clone();
         signed.push(("host".into(), authority.clone()));
-        let authorization = sigv4::sign_headers(&SignRequest {
+        let authorization = sign_headers(&SignRequest {
             method,
             canonical_uri: &path,
             query,
@@ -219,7 +218,7 @@ pub fn request(
 /// then verifies the body too), else UNSIGNED-PAYLOAD.
 pub fn reusable_payload_hash(client_headers: &[(String, String)]) -> &str {
     match header(client_headers, "x-amz-content-sha256") {
-        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => h,
+        Some(h) if is_sha256_hex(h) => h,
         _ => UNSIGNED_PAYLOAD,
     }
 }
@@ -227,6 +226,7 @@ pub fn reusable_payload_hash(client_headers: &[(String, String)]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sigv4::payload::EMPTY_SHA256;
 
     fn cfg(with_keys: bool) -> Config {
         Config::from_lookup(|name| match name {

@@ -1,9 +1,11 @@
 //! DeleteObjects over shards: check the batch, split it by owning shard, merge the answers in request order.
 
-use crate::checksum::{base64_decode, base64_encode, ChecksumAlgorithm, Checksummer};
+use crate::checksum::{ChecksumAlgorithm, Checksummer};
+use crate::codec::{base64_decode, base64_encode};
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::route::header;
-use crate::xml::{self, DeleteErrorEntry, DeletedEntry, ObjectIdentifier};
+use crate::types::{DeleteErrorEntry, DeletedEntry, ObjectIdentifier};
+use crate::xml;
 use md5::{Digest, Md5};
 
 /// The largest DeleteObjects body accepted (1000 keys of 1 KiB, escaped, with room to spare).

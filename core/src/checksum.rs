@@ -1,5 +1,6 @@
-//! S3 additional checksums (CRC32, CRC32C, CRC64/NVME, SHA-1, SHA-256), computed incrementally, and base64.
+//! S3 additional checksums (CRC32, CRC32C, CRC64/NVME, SHA-1, SHA-256), computed incrementally.
 
+use crate::codec::base64_encode;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -235,67 +236,6 @@ impl Checksummer {
     }
 }
 
-const BASE64_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 (RFC 4648 alphabet) with `=` padding.
-pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let b0 = c.first().copied().unwrap_or(0) as u32;
-        let b1 = c.get(1).copied().unwrap_or(0) as u32;
-        let b2 = c.get(2).copied().unwrap_or(0) as u32;
-        let n = (b0 << 16) | (b1 << 8) | b2;
-        let sym = |shift: u32| BASE64_ALPHABET[((n >> shift) & 63) as usize] as char;
-        out.push(sym(18));
-        out.push(sym(12));
-        out.push(if c.len() > 1 { sym(6) } else { '=' });
-        out.push(if c.len() > 2 { sym(0) } else { '=' });
-    }
-    out
-}
-
-fn base64_value(c: u8) -> Option<u32> {
-    let v = match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => return None,
-    };
-    Some(v as u32)
-}
-
-/// Decode standard padded base64; `None` on any invalid character, length or padding.
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let bytes = s.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let quads = bytes.len() / 4;
-    let mut out = Vec::with_capacity(quads * 3);
-    for (i, q) in bytes.chunks_exact(4).enumerate() {
-        let pad = q.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && i + 1 != quads) {
-            return None;
-        }
-        let mut n: u32 = 0;
-        for &c in q.iter().take(4 - pad) {
-            n = (n << 6) | base64_value(c)?;
-        }
-        n <<= 6 * pad as u32;
-        out.push((n >> 16) as u8);
-        if pad < 2 {
-            out.push((n >> 8) as u8);
-        }
-        if pad < 1 {
-            out.push(n as u8);
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,33 +350,5 @@ mod tests {
             ChecksumAlgorithm::from_header_name("x-amz-checksum-algorithm"),
             None
         );
-    }
-
-    #[test]
-    fn base64_rfc4648_vectors() {
-        let vectors = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (plain, encoded) in vectors {
-            assert_eq!(base64_encode(plain.as_bytes()), encoded);
-            assert_eq!(base64_decode(encoded).as_deref(), Some(plain.as_bytes()));
-        }
-        let all: Vec<u8> = (0..=255).collect();
-        assert_eq!(base64_decode(&base64_encode(&all)), Some(all));
-    }
-
-    #[test]
-    fn base64_rejects_malformed() {
-        for bad in [
-            "Zg=", "Zg", "Z===", "Zm9v=", "Zg==Zg==", "Zm9v\n", "Zm 9", "Zm-_", "====", "é123",
-        ] {
-            assert_eq!(base64_decode(bad), None, "{bad:?}");
-        }
     }
 }

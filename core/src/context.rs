@@ -79,7 +79,7 @@ impl Proxy {
         if !body.is_empty() {
             headers.push(("content-length".into(), body.len().to_string()));
         }
-        let hash = sigv4::sha256_hex(&body);
+        let hash = sigv4::sign::sha256_hex(&body);
         (self.request("PUT", shard, None, &[], headers, &hash, now_unix), body)
     }
 

@@ -1,11 +1,13 @@
 //! CopyObject and UploadPartCopy inside the virtual bucket: a server-side copy when source and
 //! destination share a shard, otherwise a streamed GET from one shard into a PUT on the other.
 
-use crate::backend::{self, BackendRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::backend::{self, BackendRequest};
+use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use crate::context::Proxy;
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::route::{header, Operation, RequestParts, Route};
-use crate::sigv4::{self, percent_decode};
+use crate::clock;
+use crate::codec::{self, percent_decode};
 
 /// The object a copy reads: key (in the virtual bucket) and optional version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +36,7 @@ pub fn parse_source(value: &str, virtual_bucket: &str) -> S3Result<CopySource> {
         return Err(S3Error::invalid_argument("the copy source key is empty or longer than 1024 bytes"));
     }
     let version_id = match query {
-        Some(q) => sigv4::decode_query(q)?.into_iter().find(|(k, _)| k == "versionId").map(|(_, v)| v),
+        Some(q) => codec::decode_query(q)?.into_iter().find(|(k, _)| k == "versionId").map(|(_, v)| v),
         None => None,
     };
     Ok(CopySource { key, version_id })
@@ -98,9 +100,9 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: &Route, copy: &CopyReque
     let is_part = matches!(route.op, Operation::UploadPartCopy { .. });
     if src_shard == dst_shard {
         let mut headers = backend::forward_request_headers(&parts.headers);
-        let mut source = format!("/{}/{}", proxy.bucket(src_shard), sigv4::uri_encode(&src.key, false));
+        let mut source = format!("/{}/{}", proxy.bucket(src_shard), codec::uri_encode(&src.key, false));
         if let Some(v) = &src.version_id {
-            source.push_str(&format!("?versionId={}", sigv4::uri_encode(v, true)));
+            source.push_str(&format!("?versionId={}", codec::uri_encode(v, true)));
         }
         headers.push(("x-amz-copy-source".into(), source));
         let request = proxy.request("PUT", dst_shard, Some(&dst_key), &route.query, headers, EMPTY_SHA256, now_unix);
@@ -203,7 +205,7 @@ impl StreamedCopy {
         let root = if matches!(self.op, Operation::UploadPartCopy { .. }) { "CopyPartResult" } else { "CopyObjectResult" };
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{root} xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LastModified>{}</LastModified><ETag>{}</ETag></{root}>",
-            sigv4::iso8601(now_unix),
+            clock::iso8601(now_unix),
             crate::xml::escape(etag)
         )
     }
@@ -296,6 +298,6 @@ mod tests {
     }
 
     fn iso8601_check() -> String {
-        sigv4::iso8601(86_401)
+        clock::iso8601(86_401)
     }
 }

@@ -93,7 +93,7 @@ impl BodyFilter {
             BodyFilter::Passthrough => {}
             BodyFilter::Sha256 { expected, hasher, held } => {
                 let actual = hex(&hasher.clone().finalize());
-                if !sigv4::constant_time_eq(actual.as_bytes(), expected.to_ascii_lowercase().as_bytes()) {
+                if !sigv4::verify::constant_time_eq(actual.as_bytes(), expected.to_ascii_lowercase().as_bytes()) {
                     return Err(S3Error::new(
                         ErrorCode::XAmzContentSHA256Mismatch,
                         "The provided 'x-amz-content-sha256' header does not match what was computed.",

@@ -292,12 +292,7 @@ impl Ring {
             hasher.update(bucket.as_bytes());
         }
         let digest = hasher.finalize();
-        let mut hex = String::with_capacity(64);
-        for b in digest {
-            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-        }
-        Some(format!("tempo-s3-shard/ring/v1/{hex}"))
+        Some(format!("tempo-s3-shard/ring/v1/{}", crate::codec::hex(&digest)))
     }
 
     /// Adopt a table from [`Ring::table_to_cache`] of a ring over the same buckets. Returns false,

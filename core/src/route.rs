@@ -1,7 +1,7 @@
 //! S3 request parsing: method, path, query and headers into a typed [`Operation`] on the virtual bucket.
 
 use crate::error::{ErrorCode, S3Error, S3Result};
-use crate::sigv4::{decode_query, percent_decode};
+use crate::codec::{decode_query, percent_decode};
 
 /// The longest object key S3 accepts, in bytes of UTF-8.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -39,12 +39,20 @@ impl RequestParts {
     }
 }
 
+/// Every `(name, value)` of a header in a list, in order, by case-insensitive name.
+///
+/// Names are compared as they are: HTTP field names are tokens and cannot hold whitespace (a
+/// server rejects `Name :`), so there is nothing to trim.
+pub fn header_entries<'a, 'n>(
+    headers: &'a [(String, String)],
+    name: &'n str,
+) -> impl Iterator<Item = &'a (String, String)> + use<'a, 'n> {
+    headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+}
+
 /// The first value of a header in a list, by case-insensitive name.
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    header_entries(headers, name).next().map(|(_, v)| v.as_str())
 }
 
 /// What the client asked for, with the parameters the proxy needs to route it.

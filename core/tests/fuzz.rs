@@ -4,13 +4,17 @@
 use proptest::prelude::*;
 use tempo_s3_shard_core::checksum::{ChecksumAlgorithm, Checksummer};
 use tempo_s3_shard_core::chunked::ChunkedDecoder;
+use tempo_s3_shard_core::clock;
+use tempo_s3_shard_core::codec;
 use tempo_s3_shard_core::config::Config;
 use tempo_s3_shard_core::context::Proxy;
 use tempo_s3_shard_core::testing::script::{ok, Script};
 use tempo_s3_shard_core::{auth, flow};
 use tempo_s3_shard_core::route::{self, RequestParts, MAX_KEY_LEN};
-use tempo_s3_shard_core::sigv4::{self, ChunkSigner, InboundRequest, PayloadMode, SignRequest};
-use tempo_s3_shard_core::{xml, ErrorCode};
+use tempo_s3_shard_core::sigv4::chunk::ChunkSigner;
+use tempo_s3_shard_core::sigv4::sign::SignRequest;
+use tempo_s3_shard_core::sigv4::{self, InboundRequest, PayloadMode};
+use tempo_s3_shard_core::{types, xml, ErrorCode};
 
 const VB: &str = "proxy-bucket";
 const AK: &str = "fuzz-access-key";
@@ -168,15 +172,15 @@ proptest! {
     /// A correctly signed request verifies; changing any one byte of its signed parts makes it fail.
     #[test]
     fn verify_detects_any_single_byte_change(key in "[a-zA-Z0-9 /._~+=-]{1,40}", at in any::<prop::sample::Index>(), delta in 1u8..255) {
-        let path = format!("/{VB}/{}", sigv4::uri_encode(&key, false));
-        let amz = sigv4::amz_date(NOW);
+        let path = format!("/{VB}/{}", codec::uri_encode(&key, false));
+        let amz = clock::amz_date(NOW);
         let mut headers = vec![
             ("host".to_string(), "proxy.local".to_string()),
             ("x-amz-date".to_string(), amz.clone()),
-            ("x-amz-content-sha256".to_string(), sigv4::EMPTY_SHA256.to_string()),
+            ("x-amz-content-sha256".to_string(), sigv4::payload::EMPTY_SHA256.to_string()),
         ];
-        let auth = sigv4::sign_headers(&SignRequest {
-            method: "GET", canonical_uri: &path, query: &[], headers: &headers, payload_hash: sigv4::EMPTY_SHA256,
+        let auth = sigv4::sign::sign_headers(&SignRequest {
+            method: "GET", canonical_uri: &path, query: &[], headers: &headers, payload_hash: sigv4::payload::EMPTY_SHA256,
             access_key_id: AK, secret_access_key: SECRET, region: "us-east-1", service: "s3", amz_date: &amz,
         });
         headers.push(("authorization".to_string(), auth.clone()));
@@ -197,7 +201,7 @@ proptest! {
         let j = VB.len() + 2 + at.index(bad_path.len() - VB.len() - 2);
         bad_path[j] = bad_path[j].wrapping_add(delta);
         if let Ok(bad_path) = String::from_utf8(bad_path) {
-            let same = sigv4::canonical_uri(&bad_path).ok() == sigv4::canonical_uri(&path).ok();
+            let same = sigv4::canonical::canonical_uri(&bad_path).ok() == sigv4::canonical::canonical_uri(&path).ok();
             let r = sigv4::verify(&InboundRequest { method: "GET", raw_path: &bad_path, raw_query: "", headers: &headers }, NOW, &lookup, "us-east-1");
             prop_assert!(same || r.is_err(), "{bad_path:?} verified with the signature of {path:?}");
         }
@@ -208,7 +212,7 @@ proptest! {
 // aws-chunked
 
 fn signer() -> ChunkSigner {
-    let key = sigv4::signing_key(SECRET, "20231114", "us-east-1", "s3");
+    let key = sigv4::sign::signing_key(SECRET, "20231114", "us-east-1", "s3");
     ChunkSigner::new(key, "20231114T221320Z", "20231114/us-east-1/s3/aws4_request", &"ab".repeat(32))
 }
 
@@ -405,7 +409,7 @@ proptest! {
         numbers in prop::collection::btree_set(1u32..=10000, 1..6),
         etag in "\"[0-9a-f]{32}(-[0-9]{1,4})?\"",
     ) {
-        let objects: Vec<xml::ObjectIdentifier> = keys.iter().map(|k| xml::ObjectIdentifier { key: k.clone(), version_id: None }).collect();
+        let objects: Vec<types::ObjectIdentifier> = keys.iter().map(|k| types::ObjectIdentifier { key: k.clone(), version_id: None }).collect();
         let body = xml::delete_objects_body(&objects, quiet);
         let parsed = xml::parse_delete_objects(body.as_bytes());
         prop_assert!(parsed.is_ok(), "{body}: {parsed:?}");
@@ -413,7 +417,7 @@ proptest! {
         prop_assert_eq!(parsed.objects, objects);
         prop_assert_eq!(parsed.quiet, quiet);
 
-        let parts: Vec<xml::CompletedPart> = numbers.into_iter().map(|n| xml::CompletedPart { part_number: n, etag: etag.clone(), ..Default::default() }).collect();
+        let parts: Vec<types::CompletedPart> = numbers.into_iter().map(|n| types::CompletedPart { part_number: n, etag: etag.clone(), ..Default::default() }).collect();
         let body = xml::complete_multipart_body(&parts);
         let parsed = xml::parse_complete_multipart(body.as_bytes());
         prop_assert!(parsed.is_ok(), "{body}: {parsed:?}");
@@ -424,8 +428,8 @@ proptest! {
     #[test]
     fn xml_mutated_documents_never_panic(at in any::<prop::sample::Index>(), with in prop::sample::select(XML_PIECES), cut in any::<bool>()) {
         let docs = [
-            xml::delete_objects_body(&[xml::ObjectIdentifier { key: "a&b<c>".into(), version_id: Some("v".into()) }], true),
-            xml::complete_multipart_body(&[xml::CompletedPart { part_number: 3, etag: "\"e\"".into(), ..Default::default() }]),
+            xml::delete_objects_body(&[types::ObjectIdentifier { key: "a&b<c>".into(), version_id: Some("v".into()) }], true),
+            xml::complete_multipart_body(&[types::CompletedPart { part_number: 3, etag: "\"e\"".into(), ..Default::default() }]),
             "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>".to_string(),
             "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>k</Key><Size>1</Size></Contents></ListBucketResult>".to_string(),
         ];

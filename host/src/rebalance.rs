@@ -30,13 +30,17 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tempo_s3_shard_core::backend::{self, EMPTY_SHA256};
+use std::time::{Duration, Instant};
+use tempo_s3_shard_core::backend;
+use tempo_s3_shard_core::clock;
+use tempo_s3_shard_core::codec;
 use tempo_s3_shard_core::config::{Config, Scheme};
 use tempo_s3_shard_core::ring::Ring;
 use tempo_s3_shard_core::route::header;
-use tempo_s3_shard_core::sigv4;
-use tempo_s3_shard_core::xml::{self, CompletedPart, ObjectEntry};
+use tempo_s3_shard_core::sigv4::payload::EMPTY_SHA256;
+use tempo_s3_shard_core::sigv4::sign::sha256_hex;
+use tempo_s3_shard_core::types::{CompletedPart, ObjectEntry};
+use tempo_s3_shard_core::xml;
 
 /// CopyObject copies at most 5 GiB; larger objects are copied part by part.
 pub const MAX_COPY_OBJECT: u64 = 5 * 1024 * 1024 * 1024;
@@ -245,15 +249,11 @@ fn core_config(ep: &Endpoint, buckets: &[String]) -> anyhow::Result<Config> {
     .map_err(|e| anyhow!("{e}"))
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 /// `2024-05-01T12:34:56.789Z` (S3 listings) as Unix seconds.
 fn parse_iso8601(s: &str) -> Option<u64> {
     let head = s.get(..19)?;
     let compact: String = head.chars().filter(|c| *c != '-' && *c != ':').collect();
-    sigv4::parse_amz_date(&format!("{compact}Z"))
+    clock::parse_amz_date(&format!("{compact}Z"))
 }
 
 /// An ETag without quotes or a weak prefix, for comparisons.
@@ -440,11 +440,11 @@ impl S3 {
         body: Bytes,
         timeout: Duration,
     ) -> anyhow::Result<Answer> {
-        let hash = if body.is_empty() { EMPTY_SHA256.to_string() } else { sigv4::sha256_hex(&body) };
+        let hash = if body.is_empty() { EMPTY_SHA256.to_string() } else { sha256_hex(&body) };
         if !body.is_empty() {
             headers.push(("content-length".into(), body.len().to_string()));
         }
-        let req = backend::request(&self.cfg, method, bucket, key, query, headers, &hash, now_unix());
+        let req = backend::request(&self.cfg, method, bucket, key, query, headers, &hash, clock::now_unix());
         let mut builder = http::Request::builder().method(req.method.as_str()).uri(req.url());
         for (name, value) in &req.headers {
             builder = builder.header(name.as_str(), value.as_str());
@@ -504,7 +504,7 @@ impl S3 {
         Ok(Some(Head {
             size,
             etag: a.header("etag").unwrap_or_default().to_string(),
-            last_modified: a.header("last-modified").and_then(sigv4::parse_http_date),
+            last_modified: a.header("last-modified").and_then(clock::parse_http_date),
             headers: a.headers,
         }))
     }
@@ -612,7 +612,7 @@ impl S3 {
 
 /// `x-amz-copy-source` for `bucket`/`key`, URL-encoded.
 fn copy_source(bucket: &str, key: &str) -> String {
-    format!("/{}/{}", bucket, sigv4::uri_encode(key, false))
+    format!("/{}/{}", bucket, codec::uri_encode(key, false))
 }
 
 /// One misplaced copy of a key, as listed.
@@ -674,10 +674,10 @@ impl Mover {
                     "the owner holds a different object ({} bytes, ETag {}, modified {}) not newer than the misplaced one ({} bytes, ETag {}, modified {})",
                     at_owner.size,
                     at_owner.etag,
-                    o.map(sigv4::iso8601).unwrap_or_else(|| "?".into()),
+                    o.map(clock::iso8601).unwrap_or_else(|| "?".into()),
                     source.size,
                     source.etag,
-                    s.map(sigv4::iso8601).unwrap_or_else(|| "?".into()),
+                    s.map(clock::iso8601).unwrap_or_else(|| "?".into()),
                 ),
             })),
         }

@@ -32,7 +32,7 @@ pub fn load_roots(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut out = vec![];
     for block in text.split("-----BEGIN CERTIFICATE-----").skip(1) {
         let b64: String = block.split("-----END CERTIFICATE-----").next().unwrap_or("").split_whitespace().collect();
-        let der = tempo_s3_shard_core::checksum::base64_decode(&b64)
+        let der = tempo_s3_shard_core::codec::base64_decode(&b64)
             .with_context(|| format!("{} holds a malformed PEM certificate", path.display()))?;
         out.push(der);
     }

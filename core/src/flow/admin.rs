@@ -2,7 +2,7 @@
 
 use super::{call, Outbound, Transport};
 use crate::admin::{self, AdminOp};
-use crate::backend::EMPTY_SHA256;
+use crate::sigv4::payload::EMPTY_SHA256;
 use crate::context::Proxy;
 use crate::error::S3Result;
 use crate::reply::Reply;

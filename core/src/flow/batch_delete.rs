@@ -34,7 +34,7 @@ async fn shard_part<T: Transport>(t: &T, proxy: &Proxy, part: &ShardBatch, now: 
         ("content-type".to_string(), "application/xml".to_string()),
     ];
     let query = [("delete".to_string(), String::new())];
-    let request = proxy.request("POST", part.shard, None, &query, headers, &sigv4::sha256_hex(&part.body), now);
+    let request = proxy.request("POST", part.shard, None, &query, headers, &sigv4::sign::sha256_hex(&part.body), now);
     let answer = call::call(t, proxy, part.shard, &request, part.body.clone(), MAX_LIST_BODY).await?;
     if is_success(answer.head.status) {
         return Ok(answer.body);

@@ -2,7 +2,8 @@
 //! previous owner asked while resharding, a missing bucket created and the write retried.
 
 use super::{call, respond, Answer, Outbound, Transport};
-use crate::backend::{self, BackendRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::backend::{self, BackendRequest};
+use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use crate::backend_error::{self, is_success, no_such_key, on_missing_bucket, MissingBucket};
 use crate::context::Proxy;
 use crate::error::{ErrorCode, S3Result};

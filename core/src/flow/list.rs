@@ -3,13 +3,15 @@
 
 use super::{call, Transport};
 use crate::backend_error::{backend_page, MAX_LIST_BODY};
-use crate::backend::EMPTY_SHA256;
+use crate::sigv4::payload::EMPTY_SHA256;
 use crate::context::Proxy;
 use crate::error::S3Result;
-use crate::listing::{ListRequest, Merger};
+use crate::listing::Merger;
+use crate::query::ListRequest;
 use crate::reply::Reply;
 use crate::route::Route;
-use crate::uploads::{UploadsMerger, UploadsRequest};
+use crate::list_uploads::UploadsMerger;
+use crate::query::UploadsRequest;
 use crate::xml;
 
 /// The pages a merge asks for: (shard, decoded query) pairs.

@@ -259,16 +259,16 @@ fn uploads_listings_fail_whole_too() {
 }
 
 fn delete_body(keys: &[&str]) -> (Vec<u8>, String) {
-    let objs: Vec<_> = keys.iter().map(|k| crate::xml::ObjectIdentifier { key: k.to_string(), version_id: None }).collect();
+    let objs: Vec<_> = keys.iter().map(|k| crate::types::ObjectIdentifier { key: k.to_string(), version_id: None }).collect();
     let body = crate::xml::delete_objects_body(&objs, false).into_bytes();
     use md5::Digest;
-    let md5 = crate::checksum::base64_encode(&md5::Md5::digest(&body));
+    let md5 = crate::codec::base64_encode(&md5::Md5::digest(&body));
     (body, md5)
 }
 
 fn deleted(call: &Call) -> Scripted {
     let req = crate::xml::parse_delete_objects(&call.body).unwrap();
-    let entries: Vec<_> = req.objects.into_iter().map(|o| crate::xml::DeletedEntry { key: o.key, version_id: None, delete_marker: false, delete_marker_version_id: None }).collect();
+    let entries: Vec<_> = req.objects.into_iter().map(|o| crate::types::DeletedEntry { key: o.key, version_id: None, delete_marker: false, delete_marker_version_id: None }).collect();
     ok(crate::xml::delete_result(&entries, &[], false).as_bytes())
 }
 

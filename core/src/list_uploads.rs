@@ -10,70 +10,13 @@
 use std::cmp::Ordering;
 
 use crate::error::S3Error;
-use crate::xml::{UploadEntry, UploadsPage};
+use crate::query::{UploadsRequest, MAX_UPLOADS};
+use crate::types::{UploadEntry, UploadsOutput, UploadsPage};
 
-/// S3's default and largest page of uploads.
-pub const MAX_UPLOADS: u32 = 1000;
 /// Pages one backend may return for one client page before the merge gives up on it.
 const MAX_REQUESTS_PER_BACKEND: u32 = 100;
 /// Sorts after every key that shares the prefix it is appended to (largest Unicode scalar).
 const AFTER_ALL: char = '\u{10FFFF}';
-
-/// A client's ListMultipartUploads request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadsRequest {
-    pub prefix: String,
-    /// `None` when absent or empty.
-    pub delimiter: Option<String>,
-    /// 0..=1000.
-    pub max_uploads: u32,
-    pub key_marker: Option<String>,
-    /// Only used together with `key_marker`, as on S3.
-    pub upload_id_marker: Option<String>,
-    pub encoding_url: bool,
-}
-
-impl UploadsRequest {
-    /// Read the request from its decoded query parameters (the first occurrence of each counts).
-    pub fn from_query(params: &[(String, String)]) -> Result<UploadsRequest, S3Error> {
-        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        let text = |name: &str| get(name).filter(|v| !v.is_empty()).map(str::to_string);
-        let max_uploads = crate::listing::parse_max(
-            get("max-uploads"),
-            MAX_UPLOADS,
-            "Argument max-uploads must be an integer between 0 and 2147483647",
-        )?;
-        let encoding_url = crate::listing::parse_encoding(get("encoding-type"))?;
-        let key_marker = text("key-marker");
-        Ok(UploadsRequest {
-            prefix: get("prefix").unwrap_or("").to_string(),
-            delimiter: text("delimiter"),
-            max_uploads,
-            upload_id_marker: text("upload-id-marker").filter(|_| key_marker.is_some()),
-            key_marker,
-            encoding_url,
-        })
-    }
-}
-
-/// The merged page, ready for [`crate::xml::list_multipart_uploads`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UploadsOutput {
-    pub bucket: String,
-    pub prefix: String,
-    pub delimiter: Option<String>,
-    pub max_uploads: u32,
-    pub encoding_url: bool,
-    pub key_marker: Option<String>,
-    pub upload_id_marker: Option<String>,
-    pub is_truncated: bool,
-    /// Set when truncated: the last key or common prefix of the page.
-    pub next_key_marker: Option<String>,
-    /// Set when truncated and the page ends with an upload.
-    pub next_upload_id_marker: Option<String>,
-    pub uploads: Vec<UploadEntry>,
-    pub common_prefixes: Vec<String>,
-}
 
 /// One listing entry: an upload, or a common prefix standing for all uploads under it.
 #[derive(Debug, Clone)]
@@ -373,7 +316,7 @@ mod tests {
         UploadEntry {
             key: key.into(),
             upload_id: id.into(),
-            initiator: Some(xml::Owner { id: "i".into(), display_name: "d".into() }),
+            initiator: Some(crate::types::Owner { id: "i".into(), display_name: "d".into() }),
             owner: None,
             storage_class: "STANDARD".into(),
             initiated: "2024-01-01T00:00:00.000Z".into(),
@@ -595,31 +538,6 @@ mod tests {
         }
         assert_eq!(result.unwrap_err().code, ErrorCode::InternalError);
         assert!(UploadsMerger::new(req("", None, 1), 0).is_err());
-    }
-
-    #[test]
-    fn query_parsing() {
-        let r = UploadsRequest::from_query(&[]).unwrap();
-        assert_eq!(r, req("", None, 1000));
-        let r = UploadsRequest::from_query(&q(&[
-            ("uploads", ""),
-            ("prefix", "a b"),
-            ("delimiter", ""),
-            ("max-uploads", "5000"),
-            ("key-marker", "k"),
-            ("upload-id-marker", "u"),
-            ("encoding-type", "url"),
-        ]))
-        .unwrap();
-        assert_eq!((r.prefix.as_str(), r.delimiter.as_deref(), r.max_uploads), ("a b", None, 1000));
-        assert_eq!((r.key_marker.as_deref(), r.upload_id_marker.as_deref(), r.encoding_url), (Some("k"), Some("u"), true));
-        // upload-id-marker means nothing without key-marker.
-        let r = UploadsRequest::from_query(&q(&[("upload-id-marker", "u"), ("max-uploads", "0")])).unwrap();
-        assert_eq!((r.upload_id_marker, r.max_uploads), (None, 0));
-        for bad in [("max-uploads", "-1"), ("max-uploads", "x"), ("max-uploads", ""), ("encoding-type", "b64")] {
-            let err = UploadsRequest::from_query(&q(&[bad])).unwrap_err();
-            assert_eq!(err.code, ErrorCode::InvalidArgument, "{bad:?}");
-        }
     }
 
     #[test]
