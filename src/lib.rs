@@ -55,7 +55,7 @@ impl Transport for Spin {
             Outbound::Client(filter) => (self.client.borrow_mut().take().unwrap_or_else(|| Box::pin(futures::stream::once(async { Err(()) }))), filter),
             Outbound::Backend(response) => (Box::pin(body::incoming(response.consume().ok())), BodyFilter::Passthrough),
         };
-        let mut pump: Upload = Box::pin(pump(stream, outgoing.take_body(), filter));
+        let mut pump: Upload = Box::pin(pump(stream, outgoing.take_body(), filter).map(|written| written.map(drop)));
         // Write what is at hand before the request leaves: a small body then goes out with its head.
         if let Some(pumped) = (&mut pump).now_or_never() {
             pumped?;
@@ -117,60 +117,50 @@ fn sent(response: IncomingResponse, upload: Option<Upload>) -> Sent<IncomingResp
 }
 
 /// Write a body through the core's filter. Dropping the sink before the end (any error) makes the
-/// runtime abort the request rather than send a short body.
-async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = StreamError> + Unpin, mut filter: BodyFilter) -> Result<(), SendError> {
+/// runtime abort the request or response rather than send a short body.
+/// Returns how many bytes it wrote.
+async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = StreamError> + Unpin, mut filter: BodyFilter) -> Result<u64, SendError> {
+    let mut written = 0;
     while let Some(piece) = stream.next().await {
         let piece = piece.map_err(|()| SendError::Transport(outbound::body_broke()))?;
-        write(&mut sink, filter.pass(piece).map_err(SendError::Body)?).await?;
+        written += write(&mut sink, filter.pass(piece).map_err(SendError::Body)?).await?;
     }
-    write(&mut sink, filter.end().map_err(SendError::Body)?).await
+    Ok(written + write(&mut sink, filter.end().map_err(SendError::Body)?).await?)
 }
 
-async fn write(sink: &mut (impl Sink<Vec<u8>, Error = StreamError> + Unpin), data: Vec<u8>) -> Result<(), SendError> {
-    if data.is_empty() {
-        return Ok(());
+async fn write(sink: &mut (impl Sink<Vec<u8>, Error = StreamError> + Unpin), data: Vec<u8>) -> Result<u64, SendError> {
+    let len = data.len() as u64;
+    if len > 0 {
+        sink.send(data).await.map_err(outbound::write_failed)?;
     }
-    sink.send(data).await.map_err(outbound::write_failed)
+    Ok(len)
 }
 
-/// Write the answer to the client. Each piece is written before the response is handed to the
-/// runtime, so head and body (or its first piece) leave together. Returns the status and the body
-/// bytes sent (`None` when the body broke off: the runtime then aborts the response rather than
-/// truncate it).
+/// Write the answer to the client. What is at hand of the body is written before the response is
+/// handed to the runtime, so head and body (a held body whole) leave together. Returns the status
+/// and the body bytes sent (`None` when the body broke off: the runtime then aborts the response
+/// rather than truncate it).
 async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>) -> (u16, Option<u64>) {
-    let (status, headers, mut body): (u16, _, ByteStream) = match answer {
-        Answer::Reply(reply) if reply.body.is_empty() => (reply.status, reply.headers, Box::pin(futures::stream::empty())),
-        Answer::Reply(reply) => (reply.status, reply.headers, Box::pin(futures::stream::once(async move { Ok(reply.body) }))),
-        Answer::Stream { status, headers, response } => (status, headers, Box::pin(body::incoming(response.consume().ok()))),
+    let (status, headers, body): (u16, _, Option<ByteStream>) = match answer {
+        Answer::Reply(reply) if reply.body.is_empty() => (reply.status, reply.headers, None),
+        Answer::Reply(reply) => (reply.status, reply.headers, Some(Box::pin(futures::stream::once(async move { Ok(reply.body) })))),
+        Answer::Stream { status, headers, response } => (status, headers, Some(Box::pin(body::incoming(response.consume().ok())))),
     };
     let response = OutgoingResponse::new(fields(&headers));
     let _ = response.set_status_code(status);
-    if body.is_terminated() {
-        // No body (HEAD, 204, 304, empty): none is opened, so no length is checked against it.
+    // No body (HEAD, 204, 304, empty): none is opened, so no length is checked against it.
+    let Some(body) = body else {
         out.set(response);
         return (status, Some(0));
-    }
-    let mut sink = response.take_body();
-    let mut handover = Some((out, response));
-    let mut sent = Some(0u64);
-    while let Some(piece) = body.next().await {
-        let Ok(data) = piece else { sent = None; break };
-        let len = data.len() as u64;
-        let mut write = sink.send(data);
-        let early = (&mut write).now_or_never();
-        if let Some((out, response)) = handover.take() {
-            out.set(response);
-        }
-        let written = match early { Some(result) => result, None => write.await };
-        sent = sent.filter(|_| written.is_ok()).map(|n| n + len);
-        if sent.is_none() {
-            break;
-        }
-    }
-    if let Some((out, response)) = handover.take() {
-        out.set(response);
-    }
-    (status, sent)
+    };
+    let mut writing = Box::pin(pump(body, response.take_body(), BodyFilter::Passthrough));
+    let early = (&mut writing).now_or_never();
+    out.set(response);
+    let written = match early {
+        Some(written) => written,
+        None => writing.await,
+    };
+    (status, written.ok())
 }
 
 fn fields(headers: &[(String, String)]) -> Fields {
