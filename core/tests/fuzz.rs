@@ -28,7 +28,7 @@ fn proxy() -> Proxy {
         ("client_credentials", "fuzz-access-key:fuzz-secret"),
         ("allow_anonymous", "read-only"),
     ];
-    let cfg = Config::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())).unwrap();
+    let cfg = Config::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())).expect("the fuzz configuration is valid");
     Proxy::new(cfg)
 }
 
@@ -263,7 +263,7 @@ fn decoder(kind: Kind, len: Option<u64>) -> ChunkedDecoder {
         Kind::UnsignedTrailer => PayloadMode::StreamingUnsignedTrailer,
     };
     let trailer = (!matches!(kind, Kind::Signed)).then_some(ChecksumAlgorithm::Crc32);
-    ChunkedDecoder::for_payload(&mode, trailer, len).unwrap()
+    ChunkedDecoder::for_payload(&mode, trailer, len).expect("a decoder for a known payload mode")
 }
 
 /// Feed `body` cut at `cuts`; returns (bytes released before finish, result with all bytes).
