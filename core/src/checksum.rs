@@ -146,7 +146,7 @@ fn crc32_update(t: &[[u32; 256]; 8], mut crc: u32, data: &[u8]) -> u32 {
             ^ t[0][(hi >> 24) as usize];
     }
     for &b in chunks.remainder() {
-        crc = (crc >> 8) ^ t[0][((crc ^ b as u32) & 0xff) as usize];
+        crc = (crc >> 8) ^ t[0][((crc ^ u32::from(b)) & 0xff) as usize];
     }
     crc
 }
@@ -165,7 +165,7 @@ fn crc64_update(t: &[[u64; 256]; 8], mut crc: u64, data: &[u8]) -> u64 {
             ^ t[0][(x >> 56) as usize];
     }
     for &b in chunks.remainder() {
-        crc = (crc >> 8) ^ t[0][((crc ^ b as u64) & 0xff) as usize];
+        crc = (crc >> 8) ^ t[0][((crc ^ u64::from(b)) & 0xff) as usize];
     }
     crc
 }

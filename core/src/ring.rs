@@ -77,7 +77,9 @@ fn bucket_points(bucket: &str, replicas: usize, mut out: impl FnMut(usize, u32))
     // In wasm, four lanes of SIMD; natively `sha2` (with the CPU's SHA extensions) is faster.
     #[cfg(target_arch = "wasm32")]
     if bucket.len() + decimal(replicas.saturating_sub(1), &mut digits).len() <= ONE_BLOCK {
-        #[allow(unused_unsafe)]
+        // SAFETY: `first_words_simd` only needs simd128, which a wasm runtime without it refuses
+        // at load time (there is no undefined behaviour from a missing wasm feature).
+        #[allow(unused_unsafe, unsafe_code)]
         let hash4 = |blocks: &[[u8; 64]; 4]| unsafe { lanes::first_words_simd(blocks) };
         bucket_points_in_lanes(bucket.as_bytes(), replicas, hash4, out);
         return;
@@ -300,7 +302,7 @@ impl Ring {
     /// bucket or replica, too many points missing) or a table is already in use.
     pub fn load_table(&self, bytes: Vec<u8>) -> bool {
         let total = self.buckets.len() * self.replicas;
-        if bytes.len() % 8 != 0 || bytes.len() / 8 > total || bytes.len() / 8 < total - total / 64 - 1 {
+        if !bytes.len().is_multiple_of(8) || bytes.len() / 8 > total || bytes.len() / 8 < total - total / 64 - 1 {
             return false;
         }
         let table = Table { bytes, loaded: true };

@@ -31,7 +31,7 @@ const VARS: [(&str, &str); 6] = [
 ];
 
 fn proxy() -> Proxy {
-    let cfg = Config::from_lookup(|name| VARS.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())).unwrap();
+    let cfg = Config::from_lookup(|name| VARS.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())).expect("the fuzz configuration is valid");
     Proxy::new(cfg)
 }
 
@@ -271,7 +271,7 @@ fn decoder(kind: Kind, len: Option<u64>) -> ChunkedDecoder {
         Kind::UnsignedTrailer => PayloadMode::StreamingUnsignedTrailer,
     };
     let trailer = (!matches!(kind, Kind::Signed)).then_some(ChecksumAlgorithm::Crc32);
-    ChunkedDecoder::for_payload(&mode, trailer, len).unwrap()
+    ChunkedDecoder::for_payload(&mode, trailer, len).expect("a decoder for a known payload mode")
 }
 
 /// Feed `body` cut at `cuts`; returns (bytes released before finish, result with all bytes).

@@ -132,7 +132,7 @@ fn a_write_to_a_missing_bucket_creates_it_and_sends_the_body_again() {
         ("PUT", true, _) => ok(b""),
         _ => ok(b""),
     })
-    .with_client_body(&[b"he", b"llo"]);
+    .with_client_body(&[&b"he"[..], &b"llo"[..]]);
     let seen = send(&script, &[], "PUT", "/proxy-bucket/t/b/k", &[("content-length", "5")]);
     assert_eq!(seen.status, 200, "{}", seen.text());
     let calls = script.calls.borrow();

@@ -73,7 +73,10 @@ impl Lanes for Portable {
     }
 }
 
+// The wasm SIMD intrinsics below are `unsafe fn`s on older toolchains (hence the `unsafe` blocks
+// and `unused_unsafe`); this module is the only place the core needs `unsafe`.
 #[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
 mod simd {
     use super::Lanes;
     use core::arch::wasm32::*;
@@ -88,10 +91,12 @@ mod simd {
     impl Lanes for Simd {
         #[inline(always)]
         fn load(v: [u32; 4]) -> Self {
+            // SAFETY: simd128 is enabled: this is inlined into `first_words_simd`, which enables it.
             Simd(unsafe { u32x4(v[0], v[1], v[2], v[3]) })
         }
         #[inline(always)]
         fn store(self) -> [u32; 4] {
+            // SAFETY: simd128 is enabled: this is inlined into `first_words_simd`, which enables it.
             unsafe {
                 [
                     u32x4_extract_lane::<0>(self.0),
@@ -103,34 +108,42 @@ mod simd {
         }
         #[inline(always)]
         fn splat(v: u32) -> Self {
+            // SAFETY: simd128 is enabled: this is inlined into `first_words_simd`, which enables it.
             Simd(unsafe { u32x4_splat(v) })
         }
         #[inline(always)]
         fn add(self, o: Self) -> Self {
+            // SAFETY: simd128 is enabled: this is inlined into `first_words_simd`, which enables it.
             Simd(unsafe { i32x4_add(self.0, o.0) })
         }
         #[inline(always)]
         fn xor(self, o: Self) -> Self {
+            // SAFETY: simd128 is enabled: this is inlined into `first_words_simd`, which enables it.
             Simd(unsafe { v128_xor(self.0, o.0) })
         }
         #[inline(always)]
         fn and(self, o: Self) -> Self {
+            // SAFETY: simd128 is enabled: this is inlined into `first_words_simd`, which enables it.
             Simd(unsafe { v128_and(self.0, o.0) })
         }
         #[inline(always)]
         fn andnot(self, o: Self) -> Self {
+            // SAFETY: simd128 is enabled: this is inlined into `first_words_simd`, which enables it.
             Simd(unsafe { v128_andnot(self.0, o.0) })
         }
         #[inline(always)]
         fn or(self, o: Self) -> Self {
+            // SAFETY: simd128 is enabled: this is inlined into `first_words_simd`, which enables it.
             Simd(unsafe { v128_or(self.0, o.0) })
         }
         #[inline(always)]
         fn shr(self, n: u32) -> Self {
+            // SAFETY: simd128 is enabled: this is inlined into `first_words_simd`, which enables it.
             Simd(unsafe { u32x4_shr(self.0, n) })
         }
         #[inline(always)]
         fn shl(self, n: u32) -> Self {
+            // SAFETY: simd128 is enabled: this is inlined into `first_words_simd`, which enables it.
             Simd(unsafe { i32x4_shl(self.0, n) })
         }
     }

@@ -6,9 +6,13 @@ pub mod script;
 
 /// A small deterministic random generator (xorshift64): reproducible key sets and interleavings
 /// without a dependency. Not for anything secret. Seed with any non-zero value.
+#[derive(Debug, Clone)]
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// The next 64 random bits. (Not `Iterator::next`: the stream never ends, and an `Option`
+    /// would only add unwraps to every caller.)
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;

@@ -147,21 +147,26 @@ pub fn parse_error(body: &[u8]) -> Option<(String, String)> {
     Some((code, message))
 }
 
+/// The root of a backend listing named `name`, and whether it says `EncodingType=url`.
+fn listing_root(body: &[u8], name: &str) -> Result<(Node, bool), S3Error> {
+    let root = parse_tree(body).filter(|r| r.name == name).ok_or_else(|| bad_backend_xml(name))?;
+    let url = root.text_of("EncodingType").is_some_and(|t| t.trim().eq_ignore_ascii_case("url"));
+    Ok((root, url))
+}
+
+/// A key or prefix of the listing `listing`, URL-decoded when the listing is encoded.
+fn listed_name(s: &str, url: bool, listing: &str) -> Result<String, S3Error> {
+    if !url {
+        return Ok(s.to_string());
+    }
+    url_decode(s).ok_or_else(|| bad_backend_xml(listing))
+}
+
 /// A backend's ListBucketResult (V1 or V2), URL-decoding keys and prefixes when it encoded them.
 pub fn parse_list_objects(body: &[u8]) -> Result<BackendPage, S3Error> {
     let bad = || bad_backend_xml("ListBucketResult");
-    let root = parse_tree(body).ok_or_else(bad)?;
-    if root.name != "ListBucketResult" {
-        return Err(bad());
-    }
-    let url = root.text_of("EncodingType").is_some_and(|t| t.trim().eq_ignore_ascii_case("url"));
-    let decode = |s: &str| -> Result<String, S3Error> {
-        if url {
-            url_decode(s).ok_or_else(bad)
-        } else {
-            Ok(s.to_string())
-        }
-    };
+    let (root, url) = listing_root(body, "ListBucketResult")?;
+    let decode = |s: &str| listed_name(s, url, "ListBucketResult");
     let mut page = BackendPage { encoding_type_url: url, ..BackendPage::default() };
     for c in root.all("Contents") {
         let key = decode(c.text_of("Key").ok_or_else(bad)?)?;
@@ -202,18 +207,8 @@ pub fn parse_list_objects(body: &[u8]) -> Result<BackendPage, S3Error> {
 /// A backend's ListMultipartUploadsResult, URL-decoding keys and prefixes when it encoded them.
 pub fn parse_list_multipart_uploads(body: &[u8]) -> Result<UploadsPage, S3Error> {
     let bad = || bad_backend_xml("ListMultipartUploadsResult");
-    let root = parse_tree(body).ok_or_else(bad)?;
-    if root.name != "ListMultipartUploadsResult" {
-        return Err(bad());
-    }
-    let url = root.text_of("EncodingType").is_some_and(|t| t.trim().eq_ignore_ascii_case("url"));
-    let decode = |s: &str| -> Result<String, S3Error> {
-        if url {
-            url_decode(s).ok_or_else(bad)
-        } else {
-            Ok(s.to_string())
-        }
-    };
+    let (root, url) = listing_root(body, "ListMultipartUploadsResult")?;
+    let decode = |s: &str| listed_name(s, url, "ListMultipartUploadsResult");
     let who = |n: &Node, name: &str| {
         n.child(name).map(|o| Owner {
             id: o.text_of("ID").unwrap_or("").to_string(),

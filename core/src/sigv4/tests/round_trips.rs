@@ -504,14 +504,9 @@ fn date_header_signing_round_trip() {
     }
 }
 
-/// A GET signed with this `Date` header (and no x-amz-date) verifies at RT_NOW.
-fn date_header_signs(http_date: &str) {
-    let amz = amz_date(RT_NOW);
-    let mut headers = owned(&[
-        ("host", "h"),
-        ("date", http_date),
-        ("x-amz-content-sha256", UNSIGNED_PAYLOAD),
-    ]);
+/// A GET signed at RT_NOW whose time header is this `Date` (no x-amz-date), verified at RT_NOW.
+fn verify_signed_with_date(http_date: &str) -> Result<Verified, crate::error::S3Error> {
+    let mut headers = owned(&[("host", "h"), ("date", http_date), ("x-amz-content-sha256", UNSIGNED_PAYLOAD)]);
     let auth = sign_headers(&SignRequest {
         method: "GET",
         canonical_uri: "/b",
@@ -522,32 +517,20 @@ fn date_header_signs(http_date: &str) {
         secret_access_key: RT_SECRET,
         region: "auto",
         service: "s3",
-        amz_date: &amz,
+        amz_date: &amz_date(RT_NOW),
     });
     headers.push(("authorization".into(), auth));
-    let v = verify(&inbound("GET", "/b", "", &headers), RT_NOW, &rt_lookup, "auto");
+    verify(&inbound("GET", "/b", "", &headers), RT_NOW, &rt_lookup, "auto")
+}
+
+fn date_header_signs(http_date: &str) {
+    let v = verify_signed_with_date(http_date);
     assert!(matches!(v, Ok(Verified::Signed { .. })), "Date: {http_date}: {v:?}");
 }
 
 #[test]
 fn date_header_zone_is_honoured_and_garbage_refused() {
-    let run = |date: &str| {
-        let mut headers = owned(&[("host", "h"), ("date", date), ("x-amz-content-sha256", UNSIGNED_PAYLOAD)]);
-        let auth = sign_headers(&SignRequest {
-            method: "GET",
-            canonical_uri: "/b",
-            query: &[],
-            headers: &headers,
-            payload_hash: UNSIGNED_PAYLOAD,
-            access_key_id: RT_AK,
-            secret_access_key: RT_SECRET,
-            region: "auto",
-            service: "s3",
-            amz_date: &amz_date(RT_NOW),
-        });
-        headers.push(("authorization".into(), auth));
-        verify(&inbound("GET", "/b", "", &headers), RT_NOW, &rt_lookup, "auto").unwrap_err().code
-    };
+    let run = |date: &str| verify_signed_with_date(date).unwrap_err().code;
     // 16:52:30 a minute east of UTC is 16:51:30 UTC: within the skew, but not the time signed.
     assert_eq!(run("Wed, 25 Nov 2026 16:52:30 +0001"), ErrorCode::SignatureDoesNotMatch);
     // An hour east is too far from the clock.
