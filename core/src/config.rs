@@ -129,9 +129,13 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// How the message of every configuration error answered to a client begins (the runner's metrics
+/// count access-log lines whose error starts with it).
+pub const MISCONFIGURED: &str = "proxy misconfigured:";
+
 impl From<ConfigError> for S3Error {
     fn from(e: ConfigError) -> S3Error {
-        S3Error::internal(format!("proxy misconfigured: {e}"))
+        S3Error::internal(format!("{MISCONFIGURED} {e}"))
     }
 }
 

@@ -4,7 +4,6 @@
 //! memory for as long as the host runs.
 
 use anyhow::{anyhow, Context as _};
-use hyper::server::conn::http1;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,10 +13,10 @@ use tokio::net::TcpListener;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use crate::observe::Observer;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 mod bindings {
@@ -47,8 +46,10 @@ pub struct ComponentHost {
     key_values: KeyValues,
     stats: Arc<Stats>,
     outbound: Outbound,
-    /// Whether the component's stdout (its access log) reaches ours.
-    stdout: bool,
+    /// Feeds the metrics; copies the component's stdout (its access log) to ours unless told not to.
+    observer: Observer,
+    /// Whether `GET /metrics` on the proxy's own port answers with the metrics.
+    pub(crate) metrics_on_port: bool,
 }
 
 /// Counters the tests and benchmarks read.
@@ -69,6 +70,7 @@ pub struct RequestState {
     key_values: KeyValues,
     limiter: MemoryLimiter,
     outbound: Outbound,
+    observer: Observer,
 }
 
 /// How long an outbound request may wait for its connection or its response head when the guest
@@ -83,10 +85,12 @@ struct Outbound {
     client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, WasiBody>,
     /// HTTPS trusting extra roots (a private CA), when the operator gave some; else the default path.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Records each call in the request's metrics.
+    observer: Observer,
 }
 
 impl Outbound {
-    fn new() -> Outbound {
+    fn new(observer: Observer) -> Outbound {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         // Small requests would otherwise wait on delayed ACKs.
         connector.set_nodelay(true);
@@ -96,7 +100,7 @@ impl Outbound {
             // just as the server closes it.
             .pool_idle_timeout(std::time::Duration::from_secs(15))
             .build(connector);
-        Outbound { client, tls: None }
+        Outbound { client, tls: None, observer }
     }
 }
 
@@ -111,6 +115,18 @@ impl WasiHttpHooks for Outbound {
         request: hyper::Request<WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
+        let call = self.observer.backend_call(&request);
+        Box::new(call.observe(self.send(request, options)))
+    }
+}
+
+impl Outbound {
+    /// Send one outbound request: pooled plain HTTP, HTTPS with the operator's roots, or the default path.
+    fn send(
+        &mut self,
+        request: hyper::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
     ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
         use http_body_util::BodyExt;
         if let Some(config) = self.tls.as_ref().filter(|_| request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)) {
@@ -195,7 +211,9 @@ impl key_value::HostStore for RequestState {
         store: wasmtime::component::Resource<KvStore>,
         key: String,
     ) -> Result<Option<Vec<u8>>, key_value::Error> {
-        Ok(self.kv(&store)?.get(&key).cloned())
+        let value = self.kv(&store)?.get(&key).cloned();
+        self.observer.ring_cache(value.is_some());
+        Ok(value)
     }
 
     fn set(
@@ -271,13 +289,15 @@ impl ComponentHost {
             .map_err(|e| anyhow!("{e:?}"))?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow!("{e:?}"))?)
             .map_err(|e| anyhow!("{e:?}"))?;
+        let observer = Observer::new(Arc::default());
         Ok(ComponentHost {
             pre,
             variables: Arc::new(variables),
             key_values: KeyValues::default(),
             stats: Arc::default(),
-            outbound: Outbound::new(),
-            stdout: true,
+            outbound: Outbound::new(observer.clone()),
+            observer,
+            metrics_on_port: true,
         })
     }
 
@@ -289,8 +309,19 @@ impl ComponentHost {
 
     /// Drop what the component prints to stdout (its per-request access log), e.g. in benchmarks.
     pub fn without_stdout(mut self) -> ComponentHost {
-        self.stdout = false;
+        self.observer.set_echo(false);
         self
+    }
+
+    /// Answer `GET /metrics` only elsewhere (`crate::service::serve_metrics`), not on the proxy's port.
+    pub fn without_metrics_on_port(mut self) -> ComponentHost {
+        self.metrics_on_port = false;
+        self
+    }
+
+    /// The metrics every request feeds.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        self.observer.metrics()
     }
 
     /// The `default` key-value store's contents (shared with the running host).
@@ -304,23 +335,7 @@ impl ComponentHost {
 
     /// Serve the component on `listener` until the returned task is aborted.
     pub fn serve(self, listener: TcpListener) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else { continue };
-                let _ = socket.set_nodelay(true);
-                let host = self.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let host = host.clone();
-                        async move { host.handle(req).await }
-                    });
-                    let _ = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(socket), service)
-                        .await;
-                });
-            }
-        })
+        tokio::spawn(crate::service::serve(self, listener, std::future::pending()))
     }
 
     /// Bind `addr` and serve; returns the bound address and the server task.
@@ -334,9 +349,8 @@ impl ComponentHost {
     fn store(&self) -> Store<RequestState> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stderr();
-        if self.stdout {
-            wasi.inherit_stdout();
-        }
+        let observer = self.observer.for_request();
+        wasi.stdout(observer.stdout());
         let state = RequestState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
@@ -344,7 +358,8 @@ impl ComponentHost {
             variables: self.variables.clone(),
             key_values: self.key_values.clone(),
             limiter: MemoryLimiter { stats: self.stats.clone() },
-            outbound: self.outbound.clone(),
+            outbound: Outbound { observer: observer.clone(), ..self.outbound.clone() },
+            observer,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -360,19 +375,26 @@ impl ComponentHost {
     }
 
     /// Handle one request in a fresh instance, as Spin does.
-    async fn handle(
+    pub(crate) async fn handle(
         &self,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut store = self.store();
+        let observer = store.data().observer.clone();
+        let req = observer.begin(req);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| anyhow!("{e:?}"))?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(|e| anyhow!("{e:?}"))?;
         let pre = self.pre.clone();
         let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            let result = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            }
+            .await;
+            observer.finish();
+            result
         });
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
+/// Where the proxy listens when `listen_addr` is absent: the Go proxy's `:8080` (every interface).
+pub const DEFAULT_LISTEN: &str = ":8080";
+
 /// The Go proxy's configuration file (all fields as it names them).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,11 +49,12 @@ impl GoConfig {
         vars
     }
 
-    /// `listen_addr` as a socket address; Go's `:8080` means every interface.
-    pub fn listen(&self) -> anyhow::Result<Option<SocketAddr>> {
-        let Some(addr) = self.listen_addr.as_deref().filter(|a| !a.is_empty()) else { return Ok(None) };
+    /// `listen_addr` as a socket address, [`DEFAULT_LISTEN`] when absent or empty; Go's `:8080`
+    /// means every interface.
+    pub fn listen(&self) -> anyhow::Result<SocketAddr> {
+        let addr = self.listen_addr.as_deref().filter(|a| !a.is_empty()).unwrap_or(DEFAULT_LISTEN);
         let full = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_string() };
-        full.parse().map(Some).with_context(|| format!("listen_addr {addr:?} is not host:port"))
+        full.parse().with_context(|| format!("listen_addr {addr:?} in the config file is not host:port (e.g. \":8080\")"))
     }
 }
 
@@ -70,6 +74,16 @@ mod tests {
         assert_eq!(vars["buckets"], r#"["tempo-1","tempo-2"]"#);
         assert_eq!(vars["use_ssl"], "true");
         assert_eq!(vars["region"], "eu-west-1");
-        assert_eq!(cfg.listen().unwrap(), Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(cfg.listen().unwrap(), "0.0.0.0:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn listens_on_8080_without_listen_addr() {
+        let cfg: GoConfig = serde_json::from_str(r#"{"endpoint": "http://127.0.0.1:9000", "buckets": ["a"]}"#).unwrap();
+        assert_eq!(cfg.listen().unwrap(), "0.0.0.0:8080".parse().unwrap());
+        let cfg: GoConfig = serde_json::from_str(r#"{"listen_addr": "127.0.0.1:9999", "endpoint": "e", "buckets": ["a"]}"#).unwrap();
+        assert_eq!(cfg.listen().unwrap(), "127.0.0.1:9999".parse().unwrap());
+        let cfg: GoConfig = serde_json::from_str(r#"{"listen_addr": "nowhere", "endpoint": "e", "buckets": ["a"]}"#).unwrap();
+        assert!(format!("{:#}", cfg.listen().unwrap_err()).contains("listen_addr"));
     }
 }

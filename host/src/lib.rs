@@ -5,9 +5,12 @@
 pub mod backends;
 pub mod component;
 pub mod goconfig;
+pub mod metrics;
+pub mod observe;
 pub mod tls;
 pub mod plan;
 pub mod rebalance;
+pub mod service;
 pub mod wasm;
 
 pub use backends::{BackendOptions, S3Backend};

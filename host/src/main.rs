@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tempo_s3_shard_host::goconfig::GoConfig;
+use tempo_s3_shard_host::service::{self, METRICS_PATH};
 use tempo_s3_shard_host::{component, wasm, ComponentHost};
+use tokio::net::TcpListener;
 
 const USAGE: &str = "\
 usage: tempo-s3-shard [OPTIONS]              run local S3 backends and the proxy on 127.0.0.1:8080
@@ -21,7 +23,8 @@ usage: tempo-s3-shard [OPTIONS]              run local S3 backends and the proxy
                                              (writes target/bench/report.json)
 
 options:
-  --listen ADDR        proxy address (default 127.0.0.1:8080, or listen_addr from --config)
+  --listen ADDR        proxy address (default 127.0.0.1:8080; with --config its listen_addr, else :8080)
+  --metrics-listen ADDR  serve GET /metrics here instead of on the proxy's address
   --backend-listen ADDR  local backends' address (default 127.0.0.1:9000)
   --data DIR           where the local backends keep objects (default ./data)
   --wasm FILE          use this component instead of building it from the workspace
@@ -39,6 +42,7 @@ struct Args {
     command: Option<String>,
     config: Option<PathBuf>,
     listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
     backend_listen: SocketAddr,
     data: PathBuf,
     vars: HashMap<String, String>,
@@ -52,6 +56,7 @@ fn parse_args() -> anyhow::Result<Args> {
         command: None,
         config: None,
         listen: None,
+        metrics_listen: None,
         backend_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
         data: PathBuf::from("data"),
         vars: HashMap::new(),
@@ -69,6 +74,9 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--config" => args.config = Some(PathBuf::from(value("--config")?)),
             "--listen" => args.listen = Some(value("--listen")?.parse().context("--listen takes host:port")?),
+            "--metrics-listen" => {
+                args.metrics_listen = Some(value("--metrics-listen")?.parse().context("--metrics-listen takes host:port")?)
+            }
             "--backend-listen" => {
                 args.backend_listen = value("--backend-listen")?.parse().context("--backend-listen takes host:port")?
             }
@@ -130,9 +138,7 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.config {
         let cfg = GoConfig::load(path)?;
         vars = cfg.variables();
-        if let Some(addr) = cfg.listen()? {
-            listen = addr;
-        }
+        listen = cfg.listen()?;
     } else {
         let backend = start_local_backends(&args).await?;
         vars.insert("buckets".into(), LOCAL_BUCKETS.join(","));
@@ -155,9 +161,20 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.ca_cert {
         host = host.with_ca_roots(&tempo_s3_shard_host::tls::load_roots(path)?)?;
     }
-    let (addr, server) = host.bind(listen).await?;
+    if let Some(addr) = args.metrics_listen {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
+        println!("metrics on http://{}{METRICS_PATH}", listener.local_addr()?);
+        tokio::spawn(service::serve_metrics(host.metrics().clone(), listener));
+        host = host.without_metrics_on_port();
+    }
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen} (use --listen)"))?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(service::serve(host, listener, service::shutdown_signal().context("cannot install the SIGTERM handler")?));
     let bucket = vars.get("virtual_bucket").cloned().unwrap_or_else(|| "proxy-bucket".into());
     println!("tempo-s3-shard component {} serving bucket '{bucket}' on http://{addr}", wasm.display());
+    if args.metrics_listen.is_none() {
+        println!("metrics on http://{addr}{METRICS_PATH}");
+    }
     if vars.get("allow_anonymous").is_some_and(|v| v == "true") {
         println!("WARNING: anonymous access is ENABLED: unsigned requests may read and write (set --var allow_anonymous=false to require signatures)");
     }
@@ -169,9 +186,8 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
              Tempo (storage.trace):\n  backend: s3\n  s3:\n    bucket: {bucket}\n    endpoint: {addr}\n    insecure: true\n    forcepathstyle: true\n    access_key: {LOCAL_ACCESS_KEY}\n    secret_key: {LOCAL_SECRET_KEY}\n"
         );
     }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        r = server => r.context("server stopped")?,
-    }
+    // Returns once a shutdown signal came and the requests in flight have finished.
+    server.await.context("the server task failed")?;
+    println!("tempo-s3-shard: stopped");
     Ok(())
 }
