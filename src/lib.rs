@@ -18,7 +18,7 @@ use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket,
 use tempo_s3_shard_core::route::RequestParts;
 use tempo_s3_shard_core::copy::StreamedCopy;
 use tempo_s3_shard_core::admin::{self, AccessLog};
-use tempo_s3_shard_core::{delete, listing::Merger, uploads::UploadsMerger, xml, ErrorCode, S3Error};
+use tempo_s3_shard_core::{delete, handover, listing::Merger, uploads::UploadsMerger, xml, ErrorCode, S3Error};
 
 /// What the component answers with: a reply it built, or a backend response it streams through.
 enum Answer {
@@ -284,17 +284,11 @@ async fn send(
         return Ok((response, Some(Vec::new())));
     }
     let mut sink = outgoing.take_body();
-    let sending = Box::pin(http::send::<_, IncomingResponse>(outgoing));
     match body {
         Outbound::Bytes(bytes) => {
-            let pump = async {
-                if !bytes.is_empty() {
-                    sink.send(bytes.clone()).await.map_err(|e| body_error(&e))?;
-                }
-                drop(sink);
-                Ok::<_, S3Error>(())
-            };
-            let (response, pumped) = futures::join!(sending, pump);
+            let (response, pumped) =
+                fill_then(sink, bytes.clone(), || http::send::<_, IncomingResponse>(outgoing)).await;
+            let pumped = pumped.map_err(|e| body_error(&e));
             match response {
                 // A backend that refused the request may stop reading the body: its answer is what
                 // the client needs, not the broken write.
@@ -307,6 +301,7 @@ async fn send(
             }
         }
         Outbound::Stream(stream, mut filter) => {
+            let sending = Box::pin(http::send::<_, IncomingResponse>(outgoing));
             let pump = Box::pin(async move {
                 let mut stream = stream.fuse();
                 let mut decoded = Vec::new();
@@ -474,30 +469,56 @@ async fn respond(out: ResponseOutparam, answer: Answer, request_id: &str, head: 
         out.set(response);
         return (status, Some(0));
     }
+    // A body the component holds (or a small one it reads whole first) is in the runtime's hands
+    // before the response is: head and body then leave in one write. Written apart, a small body
+    // waits for the client's delayed ACK on Spin's connections (no TCP_NODELAY), ~40 ms.
+    let (bytes, complete) = match body {
+        Either::Left(bytes) => (bytes, true),
+        Either::Right(backend) if handover::read_whole_before_responding(status, &headers) => read_whole(&backend).await,
+        Either::Right(backend) => return (status, stream_body(out, response, backend).await),
+    };
+    let sent = bytes.len() as u64;
+    let ((), written) = fill_then(response.take_body(), bytes, || async move { out.set(response) }).await;
+    // A backend body that broke off is shorter than its Content-Length: the runtime aborts the
+    // response rather than truncating it.
+    (status, (written.is_ok() && complete).then_some(sent))
+}
+
+/// Hand `response` over and stream the backend's body into it; the bytes written, or None when
+/// the body broke off.
+async fn stream_body(out: ResponseOutparam, response: OutgoingResponse, backend: IncomingResponse) -> Option<u64> {
     let mut sink = response.take_body();
     out.set(response);
     let mut sent = 0u64;
-    match body {
-        Either::Left(bytes) => {
-            sent = bytes.len() as u64;
-            if !bytes.is_empty() && sink.send(bytes).await.is_err() {
-                return (status, None);
-            }
-        }
-        Either::Right(backend) => {
-            let mut stream = body::incoming(backend.consume().ok());
-            // If the backend or the client goes away mid-body, stop: the runtime sees the body is
-            // shorter than its Content-Length and aborts the response rather than truncating it.
-            while let Some(data) = next_gathered(&mut stream).await {
-                let Ok(data) = data else { return (status, None) };
-                sent += data.len() as u64;
-                if sink.send(data).await.is_err() {
-                    return (status, None);
-                }
-            }
-        }
+    let mut stream = body::incoming(backend.consume().ok());
+    // If the backend or the client goes away mid-body, stop: the runtime sees the body is
+    // shorter than its Content-Length and aborts the response rather than truncating it.
+    while let Some(data) = next_gathered(&mut stream).await {
+        let data = data.ok()?;
+        sent += data.len() as u64;
+        sink.send(data).await.ok()?;
     }
-    (status, Some(sent))
+    Some(sent)
+}
+
+/// Put `bytes` into a body `sink` and finish it, then start `hand_over` (which hands the request
+/// or response to the runtime): the runtime then holds head and body together and writes them at
+/// once. Should its body buffer not take the bytes at once, the hand-over runs while they are
+/// written (the buffer only drains once the message is handed over), so this never deadlocks.
+async fn fill_then<S, F>(mut sink: S, bytes: Vec<u8>, hand_over: impl FnOnce() -> F) -> (F::Output, Result<(), S::Error>)
+where
+    S: futures::Sink<Vec<u8>> + Unpin,
+    F: std::future::Future,
+{
+    let mut write = sink.send(bytes);
+    if let std::task::Poll::Ready(written) = futures::poll!(&mut write) {
+        drop(write);
+        drop(sink);
+        return (hand_over().await, written);
+    }
+    let (handed, written) = futures::join!(hand_over(), write);
+    drop(sink);
+    (handed, written)
 }
 
 fn outgoing_request(request: &BackendRequest) -> Result<OutgoingRequest, S3Error> {
@@ -543,6 +564,17 @@ fn request_parts(req: &IncomingRequest) -> RequestParts {
     let method = req.method().to_string();
     let target = req.path_with_query().unwrap_or_else(|| "/".into());
     RequestParts::new(&method, &target, headers)
+}
+
+/// Read a whole (small) backend response body; false with what arrived when it broke off.
+async fn read_whole(response: &IncomingResponse) -> (Vec<u8>, bool) {
+    let mut stream = body::incoming(response.consume().ok());
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return (body, false) };
+        body.extend_from_slice(&chunk);
+    }
+    (body, true)
 }
 
 /// Read at most `limit` bytes of a backend response body.
