@@ -1,10 +1,11 @@
 //! Real S3 backends on loopback: `s3s-fs` (files on disk) behind `s3s`, which verifies SigV4.
 
+use crate::frames::Joined;
 use anyhow::Context as _;
 use hyper::server::conn::http1;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -19,6 +20,8 @@ pub struct S3Backend {
     pub addr: SocketAddr,
     pub root: PathBuf,
     failing: Arc<AtomicBool>,
+    /// [`BackendOptions::min_frame`], changeable while serving.
+    min_frame: Arc<AtomicUsize>,
     tls: bool,
     task: tokio::task::JoinHandle<()>,
 }
@@ -66,7 +69,8 @@ impl S3Backend {
         let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("cannot listen on {}", opts.listen))?;
         let addr = listener.local_addr()?;
         let latency = opts.latency;
-        let min_frame = opts.min_frame.unwrap_or(0);
+        let min_frame = Arc::new(AtomicUsize::new(opts.min_frame.unwrap_or(0)));
+        let frames = min_frame.clone();
         let tls = match &opts.tls {
             Some((chain, key)) => Some(tls_acceptor(chain, key)?),
             None => None,
@@ -80,11 +84,13 @@ impl S3Backend {
                 let _ = socket.set_nodelay(true);
                 let service = service.clone();
                 let fail = fail.clone();
+                let frames = frames.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let service = service.clone();
                         let fail = fail.load(Ordering::Relaxed);
+                        let min_frame = frames.load(Ordering::Relaxed);
                         async move {
                             if let Some(d) = latency {
                                 tokio::time::sleep(d).await;
@@ -93,7 +99,7 @@ impl S3Backend {
                                 return Ok(internal_error());
                             }
                             let response = hyper::service::Service::call(&service, req).await?;
-                            Ok::<_, s3s::HttpError>(response.map(|body| Framed::new(body, min_frame)))
+                            Ok::<_, s3s::HttpError>(response.map(|body| Joined::at_least(body, min_frame)))
                         }
                     });
                     match tls {
@@ -109,7 +115,7 @@ impl S3Backend {
                 });
             }
         });
-        Ok(S3Backend { addr, root: root.to_path_buf(), failing, tls: opts.tls.is_some(), task })
+        Ok(S3Backend { addr, root: root.to_path_buf(), failing, min_frame, tls: opts.tls.is_some(), task })
     }
 
     /// `http://127.0.0.1:PORT` (`https://` when serving TLS).
@@ -127,6 +133,12 @@ impl S3Backend {
         self.failing.store(failing, Ordering::Relaxed);
     }
 
+    /// Send the bodies of responses from now on in frames of at least `bytes` (0: as s3s-fs reads
+    /// them, 4 KiB at a time); see [`BackendOptions::min_frame`].
+    pub fn set_min_frame(&self, bytes: usize) {
+        self.min_frame.store(bytes, Ordering::Relaxed);
+    }
+
     /// Stop accepting connections.
     pub fn stop(&self) {
         self.task.abort();
@@ -140,75 +152,11 @@ impl Drop for S3Backend {
 }
 
 /// The answer of a failing backend.
-fn internal_error() -> http::Response<Framed> {
+fn internal_error() -> http::Response<Joined<s3s::Body>> {
     let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected failure</Message></Error>";
-    let mut resp = http::Response::new(Framed::new(s3s::Body::from(body.to_string()), 0));
+    let mut resp = http::Response::new(Joined::at_least(s3s::Body::from(body.to_string()), 0));
     *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     resp
-}
-
-/// A response body whose data frames are joined until they reach `min` bytes
-/// ([`BackendOptions::min_frame`]); with `min` 0 the frames pass as they are.
-struct Framed {
-    inner: std::pin::Pin<Box<s3s::Body>>,
-    min: usize,
-    /// Data joined so far for the next frame.
-    joined: bytes::BytesMut,
-    /// A frame (trailers) or error that came while joining, for after the joined data.
-    held: Option<Result<hyper::body::Frame<bytes::Bytes>, s3s::StdError>>,
-    ended: bool,
-}
-
-impl Framed {
-    fn new(inner: s3s::Body, min: usize) -> Framed {
-        Framed { inner: Box::pin(inner), min, joined: bytes::BytesMut::new(), held: None, ended: false }
-    }
-}
-
-impl hyper::body::Body for Framed {
-    type Data = bytes::Bytes;
-    type Error = s3s::StdError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
-        use std::task::Poll;
-        let this = &mut *self;
-        while !this.ended && this.held.is_none() && (this.joined.is_empty() || this.joined.len() < this.min) {
-            match this.inner.as_mut().poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => this.ended = true,
-                Poll::Ready(Some(Err(err))) => this.held = Some(Err(err)),
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) if this.joined.is_empty() && data.len() >= this.min => {
-                        return Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
-                    }
-                    Ok(data) => this.joined.extend_from_slice(&data),
-                    Err(frame) => this.held = Some(Ok(frame)),
-                },
-            }
-        }
-        if !this.joined.is_empty() {
-            return Poll::Ready(Some(Ok(hyper::body::Frame::data(this.joined.split().freeze()))));
-        }
-        Poll::Ready(this.held.take())
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended && self.held.is_none() && self.joined.is_empty()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        let inner = self.inner.size_hint();
-        let joined = self.joined.len() as u64;
-        let mut hint = hyper::body::SizeHint::new();
-        hint.set_lower(inner.lower() + joined);
-        if let Some(upper) = inner.upper() {
-            hint.set_upper(upper + joined);
-        }
-        hint
-    }
 }
 
 fn tls_acceptor(chain: &[Vec<u8>], key: &[u8]) -> anyhow::Result<tokio_rustls::TlsAcceptor> {

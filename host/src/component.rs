@@ -3,6 +3,7 @@
 //! across requests, as Spin's outbound HTTP pools them; the Spin key-value store `default` lives in
 //! memory for as long as the host runs.
 
+use crate::frames::Joined;
 use anyhow::{anyhow, Context as _};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,6 +51,16 @@ pub struct ComponentHost {
     observer: Observer,
     /// Whether `GET /metrics` on the proxy's own port answers with the metrics.
     pub(crate) metrics_on_port: bool,
+    /// Whether accepted and outbound connections set `TCP_NODELAY` (off in the Spin-faithful mode).
+    pub(crate) nodelay: bool,
+}
+
+/// The environment variable that turns on [`ComponentHost::spin_sockets`] (value `1`).
+pub const SPIN_SOCKETS_VAR: &str = "TEMPO_S3_SHARD_SPIN_SOCKETS";
+
+/// Whether [`SPIN_SOCKETS_VAR`] asks for Spin's socket behaviour.
+pub fn spin_sockets_from_env() -> bool {
+    std::env::var(SPIN_SOCKETS_VAR).is_ok_and(|v| v == "1")
 }
 
 /// Counters the tests and benchmarks read.
@@ -87,20 +98,22 @@ struct Outbound {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// Records each call in the request's metrics.
     observer: Observer,
+    /// Whether connections set `TCP_NODELAY` (Spin's never do).
+    nodelay: bool,
 }
 
 impl Outbound {
-    fn new(observer: Observer) -> Outbound {
+    fn new(observer: Observer, nodelay: bool) -> Outbound {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        // Small requests would otherwise wait on delayed ACKs.
-        connector.set_nodelay(true);
+        // Without it, a request whose head and body leave in separate writes waits on a delayed ACK.
+        connector.set_nodelay(nodelay);
         connector.set_connect_timeout(Some(OUTBOUND_TIMEOUT));
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             // Under the idle timeouts of common S3 servers, so a pooled connection is rarely reused
             // just as the server closes it.
             .pool_idle_timeout(std::time::Duration::from_secs(15))
             .build(connector);
-        Outbound { client, tls: None, observer }
+        Outbound { client, tls: None, observer, nodelay }
     }
 }
 
@@ -130,7 +143,7 @@ impl Outbound {
     ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
         use http_body_util::BodyExt;
         if let Some(config) = self.tls.as_ref().filter(|_| request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)) {
-            return Box::new(crate::tls::send(config.clone(), request));
+            return Box::new(crate::tls::send(config.clone(), request, self.nodelay));
         }
         if request.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
             return Box::new(async move {
@@ -145,7 +158,8 @@ impl Outbound {
                 .await
                 .map_err(|_| wasmtime_wasi_http::Error::ConnectionReadTimeout)?
                 .map_err(outbound_error)?;
-            let response = response.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+            // Frames that have already arrived cross into the component as one read.
+            let response = response.map(|body| Joined::arrived(body).map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
             // The pool's own task drives the connection: there is no per-request I/O future.
             Ok((response, Box::new(async { Ok(()) }) as Box<dyn std::future::Future<Output = _> + Send>))
         })
@@ -290,15 +304,31 @@ impl ComponentHost {
         let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow!("{e:?}"))?)
             .map_err(|e| anyhow!("{e:?}"))?;
         let observer = Observer::new(Arc::default());
-        Ok(ComponentHost {
+        let host = ComponentHost {
             pre,
             variables: Arc::new(variables),
             key_values: KeyValues::default(),
             stats: Arc::default(),
-            outbound: Outbound::new(observer.clone()),
+            outbound: Outbound::new(observer.clone(), true),
             observer,
             metrics_on_port: true,
-        })
+            nodelay: true,
+        };
+        Ok(host.spin_sockets(spin_sockets_from_env()))
+    }
+
+    /// Spin's socket behaviour (`on`): accepted and outbound connections without `TCP_NODELAY`,
+    /// as Spin 3.6 leaves them, so a response or request whose head and body leave in separate
+    /// writes stalls on the peer's delayed ACK (~40 ms) here as it does under `spin up`. Off (the
+    /// default unless [`SPIN_SOCKETS_VAR`] is `1`): every connection sets `TCP_NODELAY`.
+    pub fn spin_sockets(mut self, on: bool) -> ComponentHost {
+        if self.nodelay == !on {
+            return self;
+        }
+        let tls = self.outbound.tls.take();
+        self.outbound = Outbound { tls, ..Outbound::new(self.observer.clone(), !on) };
+        self.nodelay = !on;
+        self
     }
 
     /// Trust these CA certificates (DER) for HTTPS backends, besides the public web PKI.
@@ -329,6 +359,7 @@ impl ComponentHost {
         &self.key_values
     }
 
+    /// The host's counters (requests, the component's peak memory).
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
     }
@@ -384,6 +415,7 @@ impl ComponentHost {
         let observer = store.data().observer.clone();
         let req = observer.begin(req);
         let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = req.map(Joined::arrived);
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| anyhow!("{e:?}"))?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(|e| anyhow!("{e:?}"))?;
         let pre = self.pre.clone();

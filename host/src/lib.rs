@@ -4,6 +4,7 @@
 
 pub mod backends;
 pub mod component;
+pub mod frames;
 pub mod goconfig;
 pub mod metrics;
 pub mod observe;

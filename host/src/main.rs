@@ -30,8 +30,12 @@ options:
   --wasm FILE          use this component instead of building it from the workspace
   --var NAME=VALUE     set a Spin variable (repeatable; overrides the defaults)
   --ca-cert FILE       trust this CA (PEM or DER) for https backends, besides the public roots
+  --spin-sockets       accepted and outbound connections without TCP_NODELAY, as Spin 3.6 leaves
+                       them (also TEMPO_S3_SHARD_SPIN_SOCKETS=1; bench: this project's proxy runs so)
   --quick              bench: shorter runs and 256 MiB instead of 1 GiB large objects
   --only 1,3,4,5       bench: only these scenario groups (1-2 small objects, 3 large, 4 LIST, 5 fixed work)
+  --seed-bin FILE      bench: also measure the original Go proxy (this binary, started per backend
+                       with a generated config.json); this project then serves anonymous requests too
 
 bench: `cargo run -p tempo-s3-shard-host -- bench [--quick]`. No --release is needed: the dev profile
 builds all dependencies (wasmtime, hyper, s3s) at opt-level 2, and the component is always built with
@@ -49,6 +53,8 @@ struct Args {
     ca_cert: Option<PathBuf>,
     quick: bool,
     only: Option<String>,
+    spin_sockets: bool,
+    seed_bin: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -63,6 +69,8 @@ fn parse_args() -> anyhow::Result<Args> {
         ca_cert: None,
         quick: false,
         only: None,
+        spin_sockets: false,
+        seed_bin: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -81,6 +89,8 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.backend_listen = value("--backend-listen")?.parse().context("--backend-listen takes host:port")?
             }
             "--quick" => args.quick = true,
+            "--spin-sockets" => args.spin_sockets = true,
+            "--seed-bin" => args.seed_bin = Some(PathBuf::from(value("--seed-bin")?)),
             "--ca-cert" => args.ca_cert = Some(PathBuf::from(value("--ca-cert")?)),
             "--only" => args.only = Some(value("--only")?),
             "--data" => args.data = PathBuf::from(value("--data")?),
@@ -117,7 +127,15 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
-        Some("bench") => bench::run(args.quick, args.only.as_deref()).await,
+        Some("bench") => {
+            let options = bench::Options {
+                quick: args.quick,
+                only: args.only.clone(),
+                spin_sockets: args.spin_sockets,
+                seed_bin: args.seed_bin.clone(),
+            };
+            bench::run(&options).await
+        }
         Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
     }
 }
@@ -160,6 +178,10 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
     let mut host = ComponentHost::load(&engine, &wasm, vars.clone())?;
     if let Some(path) = &args.ca_cert {
         host = host.with_ca_roots(&tempo_s3_shard_host::tls::load_roots(path)?)?;
+    }
+    if args.spin_sockets {
+        host = host.spin_sockets(true);
+        println!("Spin-faithful sockets: no TCP_NODELAY on accepted or outbound connections");
     }
     if let Some(addr) = args.metrics_listen {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;

@@ -21,7 +21,8 @@ pub const METRICS_PATH: &str = "/metrics";
 /// Serve `host` on `listener` until `shutdown` resolves; then stop accepting, let the connections'
 /// requests in flight finish (idle keep-alive connections close at once) and return.
 pub async fn serve(host: ComponentHost, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    accept_until(listener, shutdown, move |socket, stop| {
+    let nodelay = host.nodelay;
+    accept_until(listener, shutdown, nodelay, move |socket, stop| {
         let host = host.clone();
         async move {
             let metrics = host.metrics().clone();
@@ -44,7 +45,7 @@ pub async fn serve(host: ComponentHost, listener: TcpListener, shutdown: impl Fu
 
 /// Serve only `GET /metrics` on `listener` (the runner's `--metrics-listen`) until the task is aborted.
 pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) {
-    accept_until(listener, std::future::pending(), move |socket, stop| {
+    accept_until(listener, std::future::pending(), true, move |socket, stop| {
         let metrics = metrics.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let metrics = metrics.clone();
@@ -61,7 +62,7 @@ pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) {
 }
 
 /// Accept connections and run `serve` on each until `shutdown`; then tell them to stop and wait.
-async fn accept_until<S, F>(listener: TcpListener, shutdown: impl Future<Output = ()>, serve: S)
+async fn accept_until<S, F>(listener: TcpListener, shutdown: impl Future<Output = ()>, nodelay: bool, serve: S)
 where
     S: Fn(TcpStream, watch::Receiver<bool>) -> F,
     F: Future<Output = ()> + Send + 'static,
@@ -74,7 +75,10 @@ where
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
                 let Ok((socket, _)) = accepted else { continue };
-                let _ = socket.set_nodelay(true);
+                // Spin's own server never sets it (the Spin-faithful mode leaves it off too).
+                if nodelay {
+                    let _ = socket.set_nodelay(true);
+                }
                 connections.spawn(serve(socket, stopped.clone()));
             }
         }

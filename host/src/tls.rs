@@ -41,10 +41,12 @@ pub fn load_roots(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
 
 type IoFuture = Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
 
-/// Send one request over a fresh TLS connection verified with `config`.
+/// Send one request over a fresh TLS connection verified with `config`; `nodelay`: whether the
+/// connection sets `TCP_NODELAY`.
 pub async fn send(
     config: Arc<rustls::ClientConfig>,
     request: hyper::Request<WasiBody>,
+    nodelay: bool,
 ) -> wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, IoFuture)> {
     use http_body_util::BodyExt;
     use wasmtime_wasi_http::Error;
@@ -52,7 +54,7 @@ pub async fn send(
     let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
     let port = uri.port_u16().unwrap_or(443);
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(Error::Connect)?;
-    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_nodelay(nodelay);
     let name = ServerName::try_from(host.clone()).map_err(|_| Error::TlsCertificateError)?;
     let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
         eprintln!("tempo-s3-shard host: TLS to {host}:{port} failed: {e} (is its CA trusted? see --ca-cert)");

@@ -38,6 +38,8 @@ pub struct Harness {
     /// The host's Spin key-value store `default`.
     pub key_values: KeyValues,
     server: tokio::task::JoinHandle<()>,
+    /// Backend data in memory (tmpfs), removed on drop.
+    in_memory: Option<PathBuf>,
 }
 
 impl Harness {
@@ -53,8 +55,31 @@ impl Harness {
 
     /// As [`Harness::start_with`], with the host trusting these extra CA roots (DER) for HTTPS backends.
     pub async fn start_trusting(buckets: &[&str], vars: &[(&str, &str)], roots: &[Vec<u8>]) -> Harness {
+        Harness::launch(buckets, vars, temp_dir("backend"), trusting(roots)).await
+    }
+
+    /// As [`Harness::start_with`], with the host's sockets behaving as Spin's: no `TCP_NODELAY` on
+    /// accepted or outbound connections ([`ComponentHost::spin_sockets`]). The backend keeps its
+    /// data in memory where it can (/dev/shm), so disk flushes do not blur request timings.
+    pub async fn start_spin_sockets(buckets: &[&str], vars: &[(&str, &str)]) -> Harness {
+        let shm = std::path::Path::new("/dev/shm");
+        let in_memory = shm.is_dir().then(|| shm.join(format!("tempo-s3-shard-test-{}", std::process::id())));
+        let data = in_memory.clone().unwrap_or_else(|| temp_dir("backend"));
+        let mut h = Harness::launch(buckets, vars, data, |host| host.spin_sockets(true)).await;
+        h.in_memory = in_memory;
+        h
+    }
+
+    /// Backends for `buckets` keeping their data in `data`, and the proxy over them, its host
+    /// adjusted by `adjust`.
+    async fn launch(
+        buckets: &[&str],
+        vars: &[(&str, &str)],
+        data: PathBuf,
+        adjust: impl FnOnce(ComponentHost) -> ComponentHost,
+    ) -> Harness {
         let buckets: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
-        let backend = S3Backend::start(&temp_dir("backend"), &buckets, BackendOptions::default())
+        let backend = S3Backend::start(&data, &buckets, BackendOptions::default())
             .await
             .expect("start backend");
         let mut variables = HashMap::from([
@@ -67,8 +92,8 @@ impl Harness {
         for (k, v) in vars {
             variables.insert(k.to_string(), v.to_string());
         }
-        let (proxy, server, stats, key_values) = start_proxy_trusting(variables, roots).await;
-        Harness { backend, moto: None, proxy, buckets, stats, key_values, server }
+        let (proxy, server, stats, key_values) = start_host(variables, adjust).await;
+        Harness { backend, moto: None, proxy, buckets, stats, key_values, server, in_memory: None }
     }
 
     /// As [`Harness::start_with`], but the backend is a `moto` S3 server (tagging, conditional
@@ -134,6 +159,9 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(dir) = &self.in_memory {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -148,6 +176,19 @@ pub async fn start_proxy_trusting(
     variables: HashMap<String, String>,
     roots: &[Vec<u8>],
 ) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
+    start_host(variables, trusting(roots)).await
+}
+
+/// A host adjustment: trust these extra CA roots (DER) for HTTPS backends, if any.
+fn trusting(roots: &[Vec<u8>]) -> impl FnOnce(ComponentHost) -> ComponentHost + '_ {
+    move |host| if roots.is_empty() { host } else { host.with_ca_roots(roots).expect("CA roots") }
+}
+
+/// Load the (built) component with `variables`, adjust its host, and serve it on a free loopback port.
+async fn start_host(
+    variables: HashMap<String, String>,
+    adjust: impl FnOnce(ComponentHost) -> ComponentHost,
+) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
     let wasm = wasm::ensure_component().expect("build the component");
     let engine = component::engine().expect("engine");
     let mut host = ComponentHost::load(&engine, &wasm, variables).expect("load component");
@@ -156,9 +197,7 @@ pub async fn start_proxy_trusting(
     if std::env::var_os("TEMPO_S3_SHARD_TEST_LOG").is_none() {
         host = host.without_stdout();
     }
-    if !roots.is_empty() {
-        host = host.with_ca_roots(roots).expect("CA roots");
-    }
+    let host = adjust(host);
     let stats = host.stats().clone();
     let key_values = host.key_values().clone();
     let (addr, server) = host.bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");

@@ -1,0 +1,275 @@
+//! The bench's client: targets, signed (or anonymous) S3 requests, the scenarios' operations, and
+//! exchanges that count the bytes received.
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Frame, SizeHint};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tempo_s3_shard_core::ring::Ring;
+use tempo_s3_shard_core::sigv4::{self, SignRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use tempo_s3_shard_core::testing::Rng;
+use tempo_s3_shard_host::backends::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+
+pub const VIRTUAL_BUCKET: &str = "proxy-bucket";
+pub const REGION: &str = "us-east-1";
+
+pub type ReqBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+pub type HttpClient = Client<HttpConnector, ReqBody>;
+
+/// A pooling client that sets `TCP_NODELAY`, as minio-go and the AWS SDKs do.
+pub fn http_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector)
+}
+
+/// Where a request goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Target {
+    /// The backend itself, addressed at the key's ring owner.
+    Direct,
+    /// The original Go proxy.
+    Go,
+    /// This project's component.
+    Proxy,
+}
+
+/// A request destination: an address, and how keys map to buckets there.
+#[derive(Clone)]
+pub struct Dest {
+    pub authority: String,
+    pub target: Target,
+    pub ring: Arc<Ring>,
+    /// The backend bucket bucket-level requests (HeadBucket, List) address directly.
+    pub direct_bucket: String,
+    /// Send requests unsigned (to proxies serving anonymous clients).
+    pub anonymous: bool,
+}
+
+impl Dest {
+    /// The bucket a key is addressed to: the virtual bucket, or its ring owner on the backend.
+    fn bucket(&self, key: &str) -> String {
+        match self.target {
+            Target::Direct => self.ring.owner(key).to_string(),
+            Target::Go | Target::Proxy => VIRTUAL_BUCKET.to_string(),
+        }
+    }
+
+    fn bucket_level(&self) -> String {
+        match self.target {
+            Target::Direct => self.direct_bucket.clone(),
+            Target::Go | Target::Proxy => VIRTUAL_BUCKET.to_string(),
+        }
+    }
+
+    /// A request for `key` (signed unless the destination is anonymous).
+    pub fn object(&self, method: &str, key: &str, query: &[(&str, &str)], body: Option<(u64, ReqBody)>) -> hyper::Request<ReqBody> {
+        self.request(method, &self.bucket(key), Some(key), query, body)
+    }
+
+    /// A request for the bucket itself.
+    pub fn bucket_request(&self, method: &str, query: &[(&str, &str)]) -> hyper::Request<ReqBody> {
+        self.request(method, &self.bucket_level(), None, query, None)
+    }
+
+    fn request(&self, method: &str, bucket: &str, key: Option<&str>, query: &[(&str, &str)], body: Option<(u64, ReqBody)>) -> hyper::Request<ReqBody> {
+        let mut req = sign(method, &self.authority, bucket, key, query, body);
+        if self.anonymous {
+            req.headers_mut().remove("authorization");
+        }
+        req
+    }
+}
+
+/// Sign a request with the local credentials (the backend's, which the proxy also accepts).
+/// Bodies are sent as UNSIGNED-PAYLOAD, as the SDKs do over TLS, so neither side hashes them.
+pub fn sign(
+    method: &str,
+    authority: &str,
+    bucket: &str,
+    key: Option<&str>,
+    query: &[(&str, &str)],
+    body: Option<(u64, ReqBody)>,
+) -> hyper::Request<ReqBody> {
+    let mut path = format!("/{}", sigv4::uri_encode(bucket, true));
+    if let Some(key) = key {
+        path.push('/');
+        path.push_str(&sigv4::uri_encode(key, false));
+    }
+    let query: Vec<(String, String)> = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let qs = sigv4::canonical_query_string(&query);
+    let path_and_query = if qs.is_empty() { path.clone() } else { format!("{path}?{qs}") };
+    let amz_date = sigv4::amz_date(unix_now());
+    let payload = if body.is_some() { UNSIGNED_PAYLOAD } else { EMPTY_SHA256 };
+    let headers = vec![
+        ("host".to_string(), authority.to_string()),
+        ("x-amz-content-sha256".to_string(), payload.to_string()),
+        ("x-amz-date".to_string(), amz_date.clone()),
+    ];
+    let authorization = sigv4::sign_headers(&SignRequest {
+        method,
+        canonical_uri: &path,
+        query: &query,
+        headers: &headers,
+        payload_hash: payload,
+        access_key_id: LOCAL_ACCESS_KEY,
+        secret_access_key: LOCAL_SECRET_KEY,
+        region: REGION,
+        service: "s3",
+        amz_date: &amz_date,
+    });
+    let mut builder = hyper::Request::builder().method(method).uri(format!("http://{authority}{path_and_query}"));
+    for (n, v) in &headers {
+        builder = builder.header(n, v);
+    }
+    builder = builder.header("authorization", authorization);
+    let body = match body {
+        Some((len, body)) => {
+            builder = builder.header("content-length", len);
+            body
+        }
+        None => Empty::new().boxed(),
+    };
+    builder.body(body).expect("a well-formed request")
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A body of these bytes.
+pub fn full(bytes: Bytes) -> (u64, ReqBody) {
+    (bytes.len() as u64, Full::new(bytes).boxed())
+}
+
+/// `len` bytes made of `chunk` repeated, without holding them all in memory.
+struct Repeat {
+    chunk: Bytes,
+    left: u64,
+}
+
+impl hyper::body::Body for Repeat {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.left.min(self.chunk.len() as u64) as usize;
+        self.left -= n as u64;
+        Poll::Ready(Some(Ok(Frame::data(self.chunk.slice(..n)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+}
+
+/// A body of `len` bytes of `chunk` repeated.
+pub fn repeat(chunk: &Bytes, len: u64) -> (u64, ReqBody) {
+    (len, Repeat { chunk: chunk.clone(), left: len }.boxed())
+}
+
+/// Deterministic incompressible-looking bytes.
+pub fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    (0..len).map(|_| rng.next() as u8).collect()
+}
+
+/// Send a request and read its body, counting bytes; a non-2xx status is an error.
+pub async fn exchange(client: &HttpClient, req: hyper::Request<ReqBody>) -> Result<u64, String> {
+    let resp = client.request(req).await.map_err(|e| format!("{e:?}"))?;
+    let status = resp.status();
+    let mut body = resp.into_body();
+    let mut bytes = 0u64;
+    let mut start = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("reading the body: {e}"))?;
+        if let Ok(data) = frame.into_data() {
+            bytes += data.len() as u64;
+            if !status.is_success() && start.len() < 400 {
+                start.extend_from_slice(&data);
+            }
+        }
+    }
+    if !status.is_success() {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&start)));
+    }
+    Ok(bytes)
+}
+
+/// Send a request and return its headers and (small) body; a non-2xx status is an error.
+pub async fn exchange_full(client: &HttpClient, req: hyper::Request<ReqBody>) -> anyhow::Result<(http::HeaderMap, Vec<u8>)> {
+    let what = format!("{} {}", req.method(), req.uri());
+    let resp = client.request(req).await.with_context(|| what.clone())?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.with_context(|| what.clone())?.to_bytes().to_vec();
+    if !parts.status.is_success() {
+        bail!("{what}: {} {}", parts.status, String::from_utf8_lossy(&body));
+    }
+    Ok((parts.headers, body))
+}
+
+/// The text between `open` and `close`.
+pub fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(&text[start..end])
+}
+
+/// The requests of one scenario.
+#[derive(Clone)]
+pub enum Op {
+    /// GET one of these keys (spread over the workers).
+    Get(Arc<Vec<String>>),
+    /// PUT this body to a few keys per worker.
+    Put(Bytes),
+    HeadBucket,
+    HeadObject(String),
+    /// ListObjectsV2 of the whole bucket.
+    List,
+    /// The operator endpoint that answers where a key lives (the proxy only): a ring lookup
+    /// answered by the component without a backend call.
+    Locate(String),
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Get(_) => "GET",
+            Op::Put(_) => "PUT",
+            Op::HeadBucket => "HeadBucket",
+            Op::HeadObject(_) => "HeadObject",
+            Op::List => "LIST",
+            Op::Locate(_) => "locate",
+        }
+    }
+
+    /// The `i`-th request of `worker`.
+    pub fn build(&self, dest: &Dest, worker: usize, i: usize) -> hyper::Request<ReqBody> {
+        match self {
+            Op::Get(keys) => dest.object("GET", &keys[(worker * 131 + i) % keys.len()], &[], None),
+            Op::Put(body) => dest.object("PUT", &format!("bench/put-{worker}-{}/obj", i % 4), &[], Some(full(body.clone()))),
+            Op::HeadBucket => dest.bucket_request("HEAD", &[]),
+            Op::HeadObject(key) => dest.object("HEAD", key, &[], None),
+            // The Go proxy implements only V1 listings.
+            Op::List if dest.target == Target::Go => dest.bucket_request("GET", &[]),
+            Op::List => dest.bucket_request("GET", &[("list-type", "2")]),
+            // An operator endpoint: always signed.
+            Op::Locate(key) => sign("GET", &dest.authority, "_tempo-s3-shard", Some("locate"), &[("key", key)], None),
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! `tempo-s3-shard bench`: every scenario against the backend directly, through the original Go
+//! proxy (when given) and through this project, in one run.
+//!
+//! Real s3s-fs backends (optionally with injected latency) and the real component run in this
+//! process, the component on a runtime of its own so its CPU time can be read per operation; the
+//! Go proxy (`--seed-bin`) runs as a child process. A plain hyper client signs each request with
+//! SigV4 and times it. The backend joins s3s-fs's 4 KiB body frames into 64 KiB ones
+//! ([`BackendOptions::min_frame`]) except where a row says otherwise. The proxy's client
+//! credentials equal the backend's, so the same signer serves every target. Results are printed as
+//! tables of absolute figures and ratios, and written to `target/bench/report.json`.
+
+mod client;
+mod fixed;
+mod goals;
+mod measure;
+mod report;
+mod scenarios;
+mod seed;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use client::{exchange, exchange_full, http_client, Dest, HttpClient, Op, Target};
+use measure::{Cpu, Sample};
+use fixed::Fixed;
+use goals::Goal;
+use report::{LargeRow, ListRow, Row, SmallRow};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tempo_s3_shard_core::ring::Ring;
+use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+use tempo_s3_shard_host::component::{self, Stats};
+use tempo_s3_shard_host::{wasm, ComponentHost};
+use wasmtime::Engine;
+
+const SMALL: usize = 4 * 1024;
+const MIB: f64 = 1024.0 * 1024.0;
+/// The frames the backend joins s3s-fs's 4 KiB reads into, as a networked object store sends.
+const NETWORK_FRAME: usize = 64 * 1024;
+/// The name of the threads of the runtime the component host runs on (the proxy's CPU).
+const PROXY_THREADS: &str = "bench-proxy";
+
+/// What `tempo-s3-shard bench` was asked for.
+pub struct Options {
+    /// Shorter runs and 256 MiB instead of 1 GiB large objects.
+    pub quick: bool,
+    /// The scenario groups to run (1-2 small objects, 3 large, 4 list, 5 fixed work), or all.
+    pub only: Option<String>,
+    /// Run the component host with Spin's sockets (no `TCP_NODELAY`).
+    pub spin_sockets: bool,
+    /// The original Go proxy's binary, to measure as a third target.
+    pub seed_bin: Option<PathBuf>,
+}
+
+/// How long each measurement runs.
+#[derive(Clone, Copy)]
+struct Budget {
+    /// Measured time per target, split over `rounds` alternating runs of the targets.
+    secs: f64,
+    rounds: usize,
+    warmup: f64,
+    /// Size of the large object (sent whole, or in 16 parts), and how often each transfer runs.
+    large: u64,
+    large_reps: usize,
+}
+
+impl Budget {
+    fn new(quick: bool) -> Budget {
+        if quick {
+            Budget { secs: 0.6, rounds: 1, warmup: 0.15, large: 256 << 20, large_reps: 2 }
+        } else {
+            Budget { secs: 2.0, rounds: 2, warmup: 0.3, large: 1 << 30, large_reps: 3 }
+        }
+    }
+}
+
+/// Run the benchmark and write `target/bench/report.json`.
+pub async fn run(options: &Options) -> anyhow::Result<()> {
+    let wanted = |group: &str| options.only.as_deref().is_none_or(|o| o.split(',').any(|g| g.trim() == group));
+    let started = Instant::now();
+    let wasm = wasm::ensure_component()?;
+    let root = wasm::workspace_dir().join("target/bench");
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    // Backend data on tmpfs when there is one: disk flushes would dominate the small PUTs' variance.
+    let shm = Path::new("/dev/shm");
+    let data = if shm.is_dir() { shm.join(format!("tempo-s3-shard-bench-{}", std::process::id())) } else { root.join("data") };
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    let _cleanup = RemoveOnDrop(data.clone());
+    let mut bench = Bench {
+        engine: component::engine()?,
+        wasm: wasm.clone(),
+        data,
+        client: http_client(),
+        budget: Budget::new(options.quick),
+        seq: 0,
+        spin_sockets: options.spin_sockets,
+        seed_bin: options.seed_bin.clone(),
+    };
+    print_preamble(&bench, options);
+
+    let mut report = serde_json::Map::new();
+    report.insert("quick".into(), json!(options.quick));
+    report.insert("component".into(), json!(wasm.display().to_string()));
+    report.insert("cores".into(), json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));
+    report.insert("spin_sockets".into(), json!(options.spin_sockets));
+    report.insert("go_proxy".into(), json!(options.seed_bin.as_ref().map(|p| p.display().to_string())));
+    report.insert("anonymous".into(), json!(bench.anonymous()));
+
+    let small = if wanted("1") || wanted("2") { bench.small_objects().await? } else { Vec::new() };
+    report.insert("small_objects".into(), Value::Array(small.iter().map(SmallRow::json).collect()));
+
+    let large = if wanted("3") { bench.large_objects().await? } else { Vec::new() };
+    report.insert("large_objects".into(), Value::Array(large.iter().map(LargeRow::json).collect()));
+
+    let list = if wanted("4") { bench.listing().await? } else { Vec::new() };
+    report.insert("list".into(), Value::Array(list.iter().map(ListRow::json).collect()));
+
+    let fixed = if wanted("5") { bench.fixed_work().await? } else { Fixed::default() };
+    if wanted("5") {
+        fixed::print_fixed(&fixed);
+    }
+    report.insert("fixed_work".into(), fixed.json());
+
+    let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
+    println!("\n== 6. component size\n{}: {size} bytes ({:.2} MiB)", wasm.display(), size as f64 / MIB);
+    report.insert("wasm_bytes".into(), json!(size));
+
+    let goals = goals::goals(&small, &large, &list, &fixed, size);
+    goals::print_goals(&goals);
+    report.insert("goals".into(), Value::Array(goals.iter().map(Goal::json).collect()));
+    report.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
+
+    let path = root.join("report.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&Value::Object(report))?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("\nreport: {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn print_preamble(bench: &Bench, options: &Options) {
+    println!(
+        "tempo-s3-shard bench ({}): ours = the component {} in wasmtime; direct = the same s3s-fs backend",
+        if options.quick { "quick" } else { "full" },
+        bench.wasm.display()
+    );
+    if let Some(bin) = &options.seed_bin {
+        println!("go = the original Go proxy {} (its own process); go and ours serve anonymous requests", bin.display());
+    }
+    if options.spin_sockets {
+        println!("ours runs with Spin's sockets: no TCP_NODELAY on its accepted or outbound connections");
+    }
+    println!("every figure is measured in this run, the targets alternating; latencies are per request;");
+    println!("cpu/op = the proxy's CPU time (its runtime's threads, or the Go process) per request");
+    println!("the backend sends bodies in frames of 64 KiB or more, as a networked store does, unless a row says otherwise");
+    println!("backend data: {}\n", bench.data.display());
+}
+
+/// Removes the backend data however the run ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Shared state of one run.
+struct Bench {
+    engine: Engine,
+    wasm: PathBuf,
+    data: PathBuf,
+    client: HttpClient,
+    budget: Budget,
+    seq: usize,
+    spin_sockets: bool,
+    seed_bin: Option<PathBuf>,
+}
+
+/// A backend, this project's proxy in front of it (on a runtime of its own), and the Go proxy.
+struct Setup {
+    backend: S3Backend,
+    proxy: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+    /// The runtime the component host runs on; its threads' CPU time is the proxy's.
+    runtime: Option<tokio::runtime::Runtime>,
+    go: Option<seed::GoProxy>,
+    ring: Arc<Ring>,
+    stats: Arc<Stats>,
+    host: ComponentHost,
+    direct_bucket: String,
+    anonymous: bool,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.server.abort();
+        self.backend.stop();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Setup {
+    fn dest(&self, target: Target) -> Dest {
+        let authority = match target {
+            Target::Direct => self.backend.addr.to_string(),
+            Target::Go => self.go.as_ref().map(|g| g.addr.to_string()).unwrap_or_default(),
+            Target::Proxy => self.proxy.to_string(),
+        };
+        let anonymous = self.anonymous && target != Target::Direct;
+        Dest { authority, target, ring: self.ring.clone(), direct_bucket: self.direct_bucket.clone(), anonymous }
+    }
+
+    /// The targets of a comparison: direct, the Go proxy when there is one, ours.
+    fn targets(&self) -> Vec<Target> {
+        let go = self.go.as_ref().map(|_| Target::Go);
+        [Some(Target::Direct), go, Some(Target::Proxy)].into_iter().flatten().collect()
+    }
+
+    /// How the CPU time of `target` is read.
+    fn cpu(&self, target: Target) -> Option<Cpu> {
+        match target {
+            Target::Direct => None,
+            Target::Go => self.go.as_ref().map(|g| Cpu::Process(g.pid())),
+            Target::Proxy => Some(Cpu::Threads(PROXY_THREADS)),
+        }
+    }
+}
+
+impl Bench {
+    /// Whether the proxies serve anonymous requests (to compare with the Go proxy, which has no
+    /// client authentication).
+    fn anonymous(&self) -> bool {
+        self.seed_bin.is_some()
+    }
+
+    /// A backend holding `buckets` (plus `extra` buckets the proxies do not know), and the proxies
+    /// (the Go proxy only with `go`, and when the run has one).
+    async fn setup(&mut self, buckets: &[String], extra: &[String], latency: Option<Duration>, go: bool) -> anyhow::Result<Setup> {
+        let go_bin = self.seed_bin.clone().filter(|_| go);
+        self.seq += 1;
+        let dir = self.data.join(format!("backend-{}", self.seq));
+        let opts = BackendOptions { latency, min_frame: Some(NETWORK_FRAME), ..BackendOptions::default() };
+        let all: Vec<String> = buckets.iter().chain(extra).cloned().collect();
+        let backend = S3Backend::start(&dir, &all, opts).await?;
+        let mut variables = HashMap::from([
+            ("buckets".to_string(), buckets.join(",")),
+            ("endpoint".to_string(), backend.endpoint()),
+            ("access_key_id".to_string(), LOCAL_ACCESS_KEY.to_string()),
+            ("secret_access_key".to_string(), LOCAL_SECRET_KEY.to_string()),
+            ("client_credentials".to_string(), format!("{LOCAL_ACCESS_KEY}:{LOCAL_SECRET_KEY}")),
+        ]);
+        if go_bin.is_some() {
+            // As the Go proxy (which has no client authentication), and Tempo's setup with empty keys.
+            variables.remove("client_credentials");
+            variables.insert("allow_anonymous".into(), "true".into());
+        }
+        // The per-request access log is dropped rather than printed over the tables.
+        let host = ComponentHost::load(&self.engine, &self.wasm, variables)?.without_stdout().spin_sockets(self.spin_sockets);
+        let stats = host.stats().clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(PROXY_THREADS)
+            .enable_all()
+            .build()
+            .context("cannot start the proxy's runtime")?;
+        let bound = runtime.spawn(host.clone().bind(SocketAddr::from(([127, 0, 0, 1], 0))));
+        let (proxy, server) = bound.await.context("the proxy's runtime stopped")??;
+        let go = match &go_bin {
+            Some(bin) => Some(seed::GoProxy::start(bin, &dir, &backend.endpoint(), buckets).await?),
+            None => None,
+        };
+        let direct_bucket = extra.first().or(buckets.first()).cloned().unwrap_or_default();
+        let ring = Arc::new(Ring::new(buckets));
+        let anonymous = go.is_some();
+        Ok(Setup { backend, proxy, server, runtime: Some(runtime), go, ring, stats, host, direct_bucket, anonymous })
+    }
+
+    /// Run `op` for `secs` at `concurrency` against `dest`, reading `cpu` around it.
+    async fn drive(&self, concurrency: usize, secs: f64, op: &Op, dest: &Dest, cpu: Option<Cpu>) -> Sample {
+        let started = Instant::now();
+        let cpu_before = cpu.map(|c| c.read());
+        let deadline = started + Duration::from_secs_f64(secs);
+        let mut tasks = Vec::new();
+        for worker in 0..concurrency {
+            let (client, op, dest) = (self.client.clone(), op.clone(), dest.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut sample = Sample::default();
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    // Signed before the clock starts: every target pays the same client-side cost.
+                    let req = op.build(&dest, worker, i);
+                    i += 1;
+                    let t = Instant::now();
+                    let result = exchange(&client, req).await;
+                    sample.record(t.elapsed(), result);
+                }
+                sample
+            }));
+        }
+        let mut total = Sample::default();
+        for t in tasks {
+            if let Ok(s) = t.await {
+                total.merge(s);
+            }
+        }
+        total.elapsed = started.elapsed();
+        if let (Some(cpu), Some(before)) = (cpu, cpu_before) {
+            total.cpu = Some(cpu.read().saturating_sub(before));
+        }
+        total
+    }
+
+    /// The same requests against every target, alternating rounds, each after a warm-up.
+    async fn compare(&self, setup: &Setup, concurrency: usize, op: &Op, secs: f64) -> Row {
+        let targets = setup.targets();
+        let mut samples: Vec<Sample> = targets.iter().map(|_| Sample::default()).collect();
+        for round in 0..self.budget.rounds {
+            for (target, total) in targets.iter().zip(samples.iter_mut()) {
+                let dest = setup.dest(*target);
+                if round == 0 {
+                    let _ = self.drive(concurrency, self.budget.warmup, op, &dest, None).await;
+                }
+                let s = self.drive(concurrency, secs / self.budget.rounds as f64, op, &dest, setup.cpu(*target)).await;
+                total.merge_run(s);
+            }
+        }
+        let mut row = Row::default();
+        for (target, sample) in targets.into_iter().zip(samples) {
+            row.set(target, sample.stats());
+        }
+        row
+    }
+
+    /// PUT `body` under each key, `concurrency` at a time.
+    async fn put_all(&self, dest: &Dest, keys: &[String], body: &Bytes, concurrency: usize) -> anyhow::Result<()> {
+        for batch in keys.chunks(concurrency) {
+            let puts = batch.iter().map(|key| {
+                let req = dest.object("PUT", key, &[], Some(client::full(body.clone())));
+                exchange_full(&self.client, req)
+            });
+            for r in futures::future::join_all(puts).await {
+                r?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bucket_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("bench-shard-{i:02}")).collect()
+}
