@@ -4,7 +4,6 @@
 use crate::backend::{self, BackendRequest, EMPTY_SHA256};
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::proxy::{Proxy, Reply, Target};
-use crate::ring::hash_key;
 use crate::route::RequestParts;
 use crate::sigv4;
 use serde_json::json;
@@ -57,7 +56,7 @@ impl Proxy {
             200,
             json!({
                 "key": key,
-                "hash_key": hash_key(key),
+                "hash_key": self.ring.hash_key(key),
                 "bucket": self.ring.owner(key),
                 "previous_bucket": self.previous.as_ref().map(|r| r.owner(key)),
             }),

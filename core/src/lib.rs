@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod body_limit;
 pub mod checksum;
 pub mod chunked;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod proxy;
 pub mod ring;
 pub mod route;
 pub mod sigv4;
+pub mod sse;
 pub mod testing;
 pub mod uploads;
 pub mod xml;

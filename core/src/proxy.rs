@@ -189,8 +189,9 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(cfg: Config) -> Proxy {
-        let ring = Ring::new(&cfg.buckets);
-        let previous = (!cfg.previous_buckets.is_empty()).then(|| Ring::new(&cfg.previous_buckets));
+        let ring = Ring::new(&cfg.buckets).with_prefix(&cfg.key_prefix);
+        let previous =
+            (!cfg.previous_buckets.is_empty()).then(|| Ring::new(&cfg.previous_buckets).with_prefix(&cfg.key_prefix));
         let all_buckets = cfg.all_buckets();
         Proxy { cfg, ring, previous, all_buckets }
     }
@@ -238,6 +239,7 @@ impl Proxy {
             }
             Target::S3(route) => route?,
         };
+        crate::body_limit::check(parts, self.cfg.max_body_bytes)?;
         let vb = &self.cfg.virtual_bucket;
         match &route.op {
             Operation::ListBuckets => Ok(Plan::Reply(Reply::xml(
