@@ -29,7 +29,8 @@ type ByteStream = std::pin::Pin<Box<dyn futures::stream::FusedStream<Item = Resu
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let started = std::time::Instant::now();
     let (now_unix, request_id) = clock();
-    let request = Request { parts: request_parts(&req), now_unix, request_id };
+    let https = matches!(req.scheme(), Some(spin_sdk::http::Scheme::Https));
+    let request = Request { parts: request_parts(&req), https, now_unix, request_id };
     let spin = Spin { client: RefCell::new(Some(Box::pin(body::incoming(req.consume().ok())))), store: RefCell::new(None) };
     let (answer, finish) = flow::handle(&spin, request, |name| spin_sdk::variables::get(name).ok()).await;
     let (status, bytes) = respond(out, answer).await;

@@ -4,7 +4,6 @@
 use crate::context::Proxy;
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::reply::Reply;
-use crate::ring::hash_key;
 use crate::route::RequestParts;
 use crate::codec;
 use serde_json::json;
@@ -53,7 +52,7 @@ pub fn locate(proxy: &Proxy, key: &str) -> Reply {
         200,
         &json!({
             "key": key,
-            "hash_key": hash_key(key),
+            "hash_key": proxy.ring.hash_key(key),
             "bucket": proxy.ring.owner(key),
             "previous_bucket": proxy.previous.as_ref().map(|r| r.owner(key)),
         }),

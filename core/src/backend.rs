@@ -62,6 +62,19 @@ const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "x-amz-tagging",
     "x-amz-tagging-directive",
     "x-amz-website-redirect-location",
+    // Server-side encryption (Tempo's `sse` settings): SSE-S3 is `x-amz-server-side-encryption`
+    // above; SSE-KMS adds its key id, encryption context and bucket key; SSE-C sends the customer key
+    // on PUT, GET, HEAD and multipart calls, and a copy the source's key too (only over TLS: see
+    // `crate::sse`).
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-context",
+    "x-amz-server-side-encryption-bucket-key-enabled",
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-server-side-encryption-customer-key",
+    "x-amz-server-side-encryption-customer-key-md5",
+    "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    "x-amz-copy-source-server-side-encryption-customer-key",
+    "x-amz-copy-source-server-side-encryption-customer-key-md5",
 ];
 
 /// Response headers a backend sends that the client must see unchanged.
@@ -91,6 +104,13 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
     "x-amz-tagging-count",
     "x-amz-version-id",
     "x-amz-website-redirect-location",
+    // Server-side encryption as the backend applied it (never the customer key itself: S3 echoes
+    // only its algorithm and MD5).
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-context",
+    "x-amz-server-side-encryption-bucket-key-enabled",
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-server-side-encryption-customer-key-md5",
 ];
 
 fn is_user_metadata(name: &str) -> bool {

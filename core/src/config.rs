@@ -1,7 +1,9 @@
 //! Proxy configuration read from Spin variables and validated, with errors that say what to fix.
 //!
 //! Variables: `buckets` (required), `endpoint` (required), `use_ssl`, `region`, `access_key_id`,
-//! `secret_access_key`, `virtual_bucket`, and for clients `client_credentials` and `allow_anonymous`. Values are trimmed; an empty value counts as unset.
+//! `secret_access_key`, `virtual_bucket`, and for clients `client_credentials` and `allow_anonymous`;
+//! `key_prefix` (Tempo's `prefix`), `max_body_bytes` (a platform's body cap) and
+//! `trust_forwarded_proto` (TLS ends in front of the proxy). Values are trimmed; an empty value counts as unset.
 //! The virtual bucket may share a name with a backend bucket: clients only ever see the virtual one.
 
 use std::collections::HashSet;
@@ -38,6 +40,15 @@ pub struct Config {
     pub anonymous: Anonymous,
     /// Buckets served by another S3 service than `endpoint` (`shard_endpoints`, `shard_credentials`).
     pub shard_backends: Vec<(String, ShardBackend)>,
+    /// `key_prefix`, normalised ([`crate::ring::normalize_prefix`]): keys under it are placed by the
+    /// two segments after it. Empty for none (the Go proxy's placement).
+    pub key_prefix: String,
+    /// `max_body_bytes`: the largest request body the platform lets through (Akamai Functions: 10 MiB);
+    /// larger ones get `400 EntityTooLarge` from the proxy instead of a platform failure. None: no cap.
+    pub max_body_bytes: Option<u64>,
+    /// `trust_forwarded_proto`: a TLS terminator in front of the proxy sets `X-Forwarded-Proto`, and
+    /// `https` there counts as a secure connection (for SSE-C). Off: only the runtime's scheme counts.
+    pub trust_forwarded_proto: bool,
 }
 
 /// Where one backend bucket lives and how to sign for it.
@@ -156,6 +167,9 @@ impl fmt::Debug for Config {
             )
             .field("anonymous", &self.anonymous)
             .field("shard_backends", &self.shard_backends)
+            .field("key_prefix", &self.key_prefix)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("trust_forwarded_proto", &self.trust_forwarded_proto)
             .finish()
     }
 }
@@ -226,6 +240,10 @@ impl Config {
             client_credentials,
             anonymous,
             shard_backends: vec![],
+            key_prefix: crate::ring::normalize_prefix(&value("key_prefix").unwrap_or_default())
+                .map_err(|why| ConfigError::new("key_prefix", why))?,
+            max_body_bytes: parse_max_body_bytes(value("max_body_bytes"))?,
+            trust_forwarded_proto: parse_bool("trust_forwarded_proto", value("trust_forwarded_proto"))?,
         };
         cfg.shard_backends = parse_shard_backends(&cfg, value("shard_endpoints"), value("shard_credentials"))?;
         Ok(cfg)
@@ -414,6 +432,18 @@ fn parse_buckets(var: &'static str, value: Option<String>) -> Result<Vec<String>
         }
     }
     Ok(buckets)
+}
+
+/// `max_body_bytes`: a positive number of bytes, unset for no cap.
+fn parse_max_body_bytes(value: Option<String>) -> Result<Option<u64>, ConfigError> {
+    let Some(value) = value else { return Ok(None) };
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(ConfigError::new(
+            "max_body_bytes",
+            format!("{value:?} is not a positive number of bytes; write e.g. 10485760 for a 10 MiB cap, or leave it unset"),
+        )),
+    }
 }
 
 fn parse_bool(variable: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
@@ -791,5 +821,29 @@ mod tests {
         fails(&[("client_credentials", "a:1,a:2")], "client_credentials");
         fails(&[("client_credentials", "a b:1")], "client_credentials");
         fails(&[("allow_anonymous", "sometimes")], "allow_anonymous");
+    }
+
+    #[test]
+    fn key_prefix_is_normalised_and_checked() {
+        assert_eq!(ok(&[]).key_prefix, "");
+        for raw in ["traces", "/traces", "traces/", "/traces/"] {
+            assert_eq!(ok(&[("key_prefix", raw)]).key_prefix, "traces", "{raw:?}");
+        }
+        assert_eq!(ok(&[("key_prefix", "/")]).key_prefix, "");
+        assert!(fails(&[("key_prefix", "a//b")], "key_prefix").contains("empty path segment"));
+        let long: &'static str = Box::leak("x".repeat(600).into_boxed_str());
+        assert!(fails(&[("key_prefix", long)], "key_prefix").contains("512 bytes"));
+    }
+
+    #[test]
+    fn body_cap_and_forwarded_proto() {
+        let c = ok(&[]);
+        assert_eq!((c.max_body_bytes, c.trust_forwarded_proto), (None, false));
+        let c = ok(&[("max_body_bytes", "10485760"), ("trust_forwarded_proto", "true")]);
+        assert_eq!((c.max_body_bytes, c.trust_forwarded_proto), (Some(10 << 20), true));
+        for bad in ["0", "-1", "10MiB", "lots"] {
+            assert!(fails(&[("max_body_bytes", bad)], "max_body_bytes").contains("10485760"), "{bad}");
+        }
+        fails(&[("trust_forwarded_proto", "maybe")], "trust_forwarded_proto");
     }
 }

@@ -17,8 +17,9 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(cfg: Config) -> Proxy {
-        let ring = Ring::new(&cfg.buckets);
-        let previous = (!cfg.previous_buckets.is_empty()).then(|| Ring::new(&cfg.previous_buckets));
+        let ring = Ring::new(&cfg.buckets).with_prefix(&cfg.key_prefix);
+        let previous =
+            (!cfg.previous_buckets.is_empty()).then(|| Ring::new(&cfg.previous_buckets).with_prefix(&cfg.key_prefix));
         let all_buckets = cfg.all_buckets();
         Proxy { cfg, ring, previous, all_buckets }
     }

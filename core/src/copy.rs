@@ -126,6 +126,7 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: &Route, copy: &CopyReque
             get_headers.push(("range".into(), range.to_string()));
         }
     }
+    get_headers.extend(crate::sse::source_key_for_get(&parts.headers));
     let get_query: Vec<(String, String)> =
         src.version_id.iter().map(|v| ("versionId".to_string(), v.clone())).collect();
     let get = proxy.request("GET", src_shard, Some(&src.key), &get_query, get_headers, EMPTY_SHA256, now_unix);
@@ -165,10 +166,8 @@ impl StreamedCopy {
                     headers.push((name, value));
                 }
             }
-            for name in ["x-amz-storage-class", "x-amz-server-side-encryption"] {
-                if let Some(v) = header(&self.client_headers, name) {
-                    headers.push((name.to_string(), v.to_string()));
-                }
+            if let Some(v) = header(&self.client_headers, "x-amz-storage-class") {
+                headers.push(("x-amz-storage-class".to_string(), v.to_string()));
             }
             let tagging = if directive(&self.client_headers, "x-amz-tagging-directive")? {
                 header(&self.client_headers, "x-amz-tagging").map(str::to_string)
@@ -179,6 +178,7 @@ impl StreamedCopy {
                 headers.push(("x-amz-tagging".into(), t));
             }
         }
+        headers.extend(crate::sse::destination_headers(&self.client_headers, matches!(self.op, Operation::CopyObject { .. })));
         let request = proxy.request("PUT", self.dst_shard, Some(&self.dst_key), &self.query, headers, UNSIGNED_PAYLOAD, now_unix);
         Ok((request, length))
     }

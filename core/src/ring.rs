@@ -11,6 +11,10 @@
 //! only a lookup of another key builds the sorted table. In the component, points of bucket names up to 52 bytes are hashed
 //! four at a time with wasm SIMD ([`lanes`]).
 //!
+//! With a key prefix ([`Ring::with_prefix`], the `key_prefix` variable: Tempo's `prefix`), keys under
+//! it hash on the two segments after it, so a prefix does not pile every block of a tenant onto one
+//! bucket; without one, placement is the Go proxy's.
+//!
 //! A ring of [`CACHE_MIN_POINTS`] or more points is worth keeping between requests: its sorted table
 //! encodes to bytes ([`Ring::table_to_cache`]) under a name derived from the buckets
 //! ([`Ring::cache_key`]), and a later request adopts it ([`Ring::load_table`]) instead of hashing.
@@ -36,6 +40,43 @@ pub const CACHE_MIN_POINTS: usize = 800;
 ///
 /// This keeps every file of one Tempo block on the same bucket.
 pub fn hash_key(key: &str) -> &str {
+    hash_key_with_prefix(key, "")
+}
+
+/// [`hash_key`] for keys under a common `prefix` (Tempo's `storage.trace.s3.prefix`, normalised by
+/// [`normalize_prefix`]): a key under it hashes on the two segments after it (`PREFIX/tenant/block/file`
+/// -> `tenant/block`); any other key, and every key when `prefix` is empty, hashes as [`hash_key`].
+pub fn hash_key_with_prefix<'a>(key: &'a str, prefix: &str) -> &'a str {
+    let rest = match key.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) {
+        Some(rest) if !prefix.is_empty() => rest,
+        _ => key,
+    };
+    first_two_segments(rest)
+}
+
+/// The longest `key_prefix` accepted: an S3 key is at most 1,024 bytes, and room must remain for
+/// `tenant/block/file` under it.
+pub const MAX_PREFIX_LEN: usize = 512;
+
+/// A key prefix as the ring uses it: surrounding slashes removed (`/traces/`, `traces/` and `traces`
+/// are the same prefix), `a/b` kept. The error says what is wrong with it: an empty segment
+/// (`a//b`), or more than [`MAX_PREFIX_LEN`] bytes.
+pub fn normalize_prefix(raw: &str) -> Result<String, String> {
+    let prefix = raw.trim().trim_matches('/');
+    if prefix.len() > MAX_PREFIX_LEN {
+        return Err(format!("is {} bytes long; keep it to {MAX_PREFIX_LEN} bytes (it must match Tempo's storage.trace.s3.prefix)", prefix.len()));
+    }
+    if prefix.split('/').any(str::is_empty) && !prefix.is_empty() {
+        return Err(format!("{prefix:?} has an empty path segment; write it as Tempo's prefix, e.g. \"traces\" or \"team/traces\""));
+    }
+    if prefix.chars().any(char::is_control) {
+        return Err("contains a control character; write it as Tempo's prefix, e.g. \"traces\"".into());
+    }
+    Ok(prefix.to_string())
+}
+
+/// The first two `/`-separated segments of a key with three or more, else the whole key.
+fn first_two_segments(key: &str) -> &str {
     let mut slashes = key.match_indices('/').map(|(i, _)| i);
     match (slashes.next(), slashes.next()) {
         (Some(_), Some(second)) => &key[..second],
@@ -128,6 +169,9 @@ fn bucket_points_in_lanes(
 pub struct Ring {
     buckets: Vec<String>,
     replicas: usize,
+    /// Keys under this prefix hash on the two segments after it ([`hash_key_with_prefix`]); empty
+    /// for none.
+    prefix: String,
     /// Sorted, deduplicated points, each [`entry`]`(point, bucket index, replica)`, once a lookup
     /// built them or a cached table was loaded.
     table: OnceLock<Table>,
@@ -213,6 +257,7 @@ impl Clone for Ring {
         Ring {
             buckets: self.buckets.clone(),
             replicas: self.replicas,
+            prefix: self.prefix.clone(),
             table: self.table.clone(),
             scanned: AtomicU64::new(self.scanned.load(Ordering::Relaxed)),
             distrusted: AtomicBool::new(self.distrusted.load(Ordering::Relaxed)),
@@ -241,10 +286,30 @@ impl Ring {
         Ring {
             buckets: buckets.to_vec(),
             replicas,
+            prefix: String::new(),
             table: OnceLock::new(),
             scanned: AtomicU64::new(0),
             distrusted: AtomicBool::new(false),
         }
+    }
+
+    /// The same ring placing keys under `prefix` by the two segments after it (see
+    /// [`hash_key_with_prefix`]); surrounding slashes are ignored, an empty prefix changes nothing.
+    /// Validate operator input with [`normalize_prefix`] first.
+    pub fn with_prefix(mut self, prefix: &str) -> Ring {
+        self.prefix = prefix.trim_matches('/').to_string();
+        self
+    }
+
+    /// The key prefix this ring places under (empty for none).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The part of `key` that decides its owner on this ring: [`hash_key_with_prefix`] with the
+    /// ring's prefix.
+    pub fn hash_key<'a>(&self, key: &'a str) -> &'a str {
+        hash_key_with_prefix(key, &self.prefix)
     }
 
     /// Calls `out(point, bucket index, replica)` for every point, bucket by bucket in configuration order.
@@ -281,8 +346,8 @@ impl Ring {
     }
 
     /// The name a cached table of this ring is stored under, if the ring is large enough to be
-    /// worth caching ([`CACHE_MIN_POINTS`]). It names the format, the replicas and the buckets in
-    /// order, so a configuration change never finds an old table.
+    /// worth caching ([`CACHE_MIN_POINTS`]). It names the format, the replicas, the buckets in
+    /// order and the key prefix, so a configuration change never finds an old table.
     pub fn cache_key(&self) -> Option<String> {
         if self.buckets.len() * self.replicas < CACHE_MIN_POINTS {
             return None;
@@ -292,6 +357,13 @@ impl Ring {
         for bucket in &self.buckets {
             hasher.update((bucket.len() as u64).to_be_bytes());
             hasher.update(bucket.as_bytes());
+        }
+        if !self.prefix.is_empty() {
+            // No bucket name is u64::MAX bytes long: this cannot read as one more bucket. Without
+            // a prefix the name stays what it always was.
+            hasher.update(u64::MAX.to_be_bytes());
+            hasher.update((self.prefix.len() as u64).to_be_bytes());
+            hasher.update(self.prefix.as_bytes());
         }
         let digest = hasher.finalize();
         Some(format!("tempo-s3-shard/ring/v1/{}", crate::codec::hex(&digest)))
@@ -351,7 +423,7 @@ impl Ring {
 
     /// The index (into [`Ring::buckets`]) of the bucket that owns `key`.
     pub fn owner_index(&self, key: &str) -> usize {
-        let point = key_point(hash_key(key));
+        let point = key_point(self.hash_key(key));
         if self.table.get().is_none() {
             let scanned = self.scanned.load(Ordering::Relaxed);
             if scanned == 0 {
@@ -651,6 +723,68 @@ mod tests {
     }
 
     #[test]
+    fn hash_keys_under_a_prefix_skip_it() {
+        let cases = [
+            ("traces/tenant/block/data.parquet", "tenant/block"),
+            ("traces/tenant/block/nested/file", "tenant/block"),
+            ("traces/tenant/index.json.gz", "tenant/index.json.gz"),
+            ("traces/work.json", "work.json"),
+            ("traces/tenant", "tenant"),
+            ("traces/", ""),
+            ("traces", "traces"),
+            ("tracesX/tenant/block/f", "tracesX/tenant"),
+            ("other/tenant/block/f", "other/tenant"),
+            ("tenant/block/f", "tenant/block"),
+        ];
+        for (key, want) in cases {
+            assert_eq!(hash_key_with_prefix(key, "traces"), want, "{key:?}");
+        }
+        assert_eq!(hash_key_with_prefix("a/b/c/d/e", "a/b"), "c/d");
+        assert_eq!(hash_key_with_prefix("a/b/c/d", ""), hash_key("a/b/c/d"));
+    }
+
+    #[test]
+    fn prefixes_are_normalised_and_checked() {
+        for raw in ["traces", "/traces", "traces/", "/traces/", " traces "] {
+            assert_eq!(normalize_prefix(raw).as_deref(), Ok("traces"), "{raw:?}");
+        }
+        assert_eq!(normalize_prefix("team/traces/").as_deref(), Ok("team/traces"));
+        assert_eq!(normalize_prefix("").as_deref(), Ok(""));
+        assert_eq!(normalize_prefix("/").as_deref(), Ok(""));
+        assert!(normalize_prefix("a//b").unwrap_err().contains("empty path segment"));
+        assert!(normalize_prefix(&"p".repeat(MAX_PREFIX_LEN + 1)).unwrap_err().contains("512 bytes"));
+        assert!(normalize_prefix("a\nb").unwrap_err().contains("control character"));
+    }
+
+    #[test]
+    fn a_prefixed_ring_places_keys_as_if_the_prefix_were_absent() {
+        let buckets = sixteen();
+        let plain = Ring::new(&buckets);
+        let prefixed = Ring::new(&buckets).with_prefix("/traces/");
+        assert_eq!(prefixed.prefix(), "traces");
+        for i in 0..500 {
+            let key = format!("tenant-{}/block-{i}/data.parquet", i % 3);
+            assert_eq!(prefixed.owner(&format!("traces/{key}")), plain.owner(&key), "{key}");
+            assert_eq!(prefixed.owner(&key), plain.owner(&key), "keys outside the prefix hash as before: {key}");
+        }
+        let spread: std::collections::HashSet<_> =
+            (0..200).map(|i| prefixed.owner(&format!("traces/single-tenant/block-{i}/meta.json"))).collect();
+        assert!(spread.len() > 8, "one tenant's blocks spread over the ring, not one bucket: {}", spread.len());
+    }
+
+    #[test]
+    fn a_prefix_gets_its_own_cache_key_and_none_keeps_the_old_one() {
+        let buckets = sixteen();
+        let plain = Ring::new(&buckets).cache_key();
+        assert_eq!(Ring::new(&buckets).with_prefix("").cache_key(), plain);
+        let traces = Ring::new(&buckets).with_prefix("traces").cache_key();
+        assert!(traces.is_some());
+        assert_ne!(traces, plain);
+        assert_ne!(Ring::new(&buckets).with_prefix("other").cache_key(), traces);
+        assert_eq!(Ring::new(&buckets).with_prefix("/traces/").cache_key(), traces);
+    }
+
+    #[test]
     fn conformance_vectors() {
         let data: serde_json::Value =
             serde_json::from_str(include_str!("../../tests/data/ring-vectors.json")).unwrap();
@@ -669,6 +803,7 @@ mod tests {
                 let want_hash_key = placement["hash_key"].as_str().unwrap();
                 let want_bucket = placement["bucket"].as_str().unwrap();
                 assert_eq!(hash_key(key), want_hash_key, "hash_key({key:?})");
+                assert_eq!(Ring::with_replicas(&buckets, replicas).with_prefix("").owner(key), want_bucket, "empty key_prefix: {key:?}");
                 assert_eq!(Ring::with_replicas(&buckets, replicas).owner(key), want_bucket, "first lookup of {key:?}");
                 assert_eq!(ring.owner(key), want_bucket, "owner({key:?}) with {buckets:?}");
                 assert_eq!(buckets[ring.owner_index(key)], want_bucket);

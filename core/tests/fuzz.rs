@@ -140,7 +140,7 @@ proptest! {
             Err(e) => prop_assert!((400..600).contains(&e.status()), "{e}"),
         }
         let script = Script::new(|_, _| ok(b""));
-        let request = flow::Request { parts: req, now_unix: now, request_id: "fuzz".into() };
+        let request = flow::Request { parts: req, https: false, now_unix: now, request_id: "fuzz".into() };
         let (answer, _) = tempo_s3_shard_core::testing::block_on(flow::handle(&script, request, |n| VARS.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())));
         let status = match answer { flow::Answer::Reply(r) => r.status, flow::Answer::Stream { status, .. } => status };
         prop_assert!((200..600).contains(&status));

@@ -105,6 +105,8 @@ pub enum Answer<R> {
 /// One request, as the adapter received it.
 pub struct Request {
     pub parts: RequestParts,
+    /// Whether the runtime received the request over TLS (its scheme is `https`).
+    pub https: bool,
     pub now_unix: u64,
     pub request_id: String,
 }
@@ -137,7 +139,7 @@ pub async fn handle<T: Transport>(
     request: Request,
     variables: impl Fn(&str) -> Option<String>,
 ) -> (Answer<T::Response>, Finish) {
-    let Request { parts, now_unix, request_id } = request;
+    let Request { parts, https, now_unix, request_id } = request;
     let mut log = AccessLog { request_id: request_id.clone(), time: now_unix, method: parts.method.clone(), ..Default::default() };
     let proxy = match Config::from_lookup(variables) {
         Ok(cfg) => Proxy::new(cfg),
@@ -153,7 +155,7 @@ pub async fn handle<T: Transport>(
     let target = Target::parse(&proxy, &parts);
     (log.operation, log.key, log.bucket) = target.describe(&proxy);
     let save_rings = target.uses_ring() && ring_cache::load(&proxy, transport);
-    let answer = match serve(transport, &proxy, &parts, target, now_unix).await {
+    let answer = match serve(transport, &proxy, &parts, https, target, now_unix).await {
         Ok(answer) => answer,
         Err(err) => {
             log.error = Some(err.log_line());
@@ -205,12 +207,14 @@ impl Target {
 }
 
 /// Authenticate, then carry out what the request addresses.
-async fn serve<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, target: Target, now: u64) -> S3Result<Answer<T::Response>> {
+async fn serve<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, https: bool, target: Target, now: u64) -> S3Result<Answer<T::Response>> {
     let payload = auth::authenticate(&proxy.cfg, parts, now)?;
+    proxy.check_customer_key_transport(parts, https)?;
     let route = match target {
         Target::Admin(op) => return admin::run(t, proxy, op?, now).await.map(Answer::Reply),
         Target::S3(route) => route?,
     };
+    crate::body_limit::check(parts, proxy.cfg.max_body_bytes)?;
     let vb = &proxy.cfg.virtual_bucket;
     match &route.op {
         Operation::ListBuckets => Ok(Answer::Reply(Reply::xml(

@@ -42,7 +42,7 @@ fn send<F: Fn(&Call, usize) -> Scripted>(script: &Script<F>, extra: &[(&str, &st
     let vars = vars(extra);
     let mut headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     headers.push(("host".into(), "proxy.local".into()));
-    let request = Request { parts: RequestParts::new(method, target, headers), now_unix: 1_700_000_000, request_id: "req-1".into() };
+    let request = Request { parts: RequestParts::new(method, target, headers), https: false, now_unix: 1_700_000_000, request_id: "req-1".into() };
     let (answer, finish) = block_on(handle(script, request, |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())));
     let (status, headers, body, streamed) = match answer {
         Answer::Reply(r) => (r.status, r.headers, r.body, false),
