@@ -5,8 +5,10 @@
 pub mod backends;
 pub mod component;
 pub mod goconfig;
+pub mod outbound;
 pub mod tls;
 pub mod plan;
+pub mod pool;
 pub mod rebalance;
 pub mod wasm;
 

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tempo_s3_shard_host::goconfig::GoConfig;
+use tempo_s3_shard_host::pool::Pool;
 use tempo_s3_shard_host::{component, wasm, ComponentHost};
 
 const USAGE: &str = "\
@@ -27,6 +28,9 @@ options:
   --wasm FILE          use this component instead of building it from the workspace
   --var NAME=VALUE     set a Spin variable (repeatable; overrides the defaults)
   --ca-cert FILE       trust this CA (PEM or DER) for https backends, besides the public roots
+  --max-instances N    component instances running at once (default 1000, as Spin; env SPIN_MAX_INSTANCE_COUNT)
+  --instance-wait SECS how long a request waits for a free instance before 503 SlowDown (default 1;
+                       env TEMPO_S3_SHARD_INSTANCE_WAIT)
   --quick              bench: shorter runs and 256 MiB instead of 1 GiB large objects
   --only 1,3,4,5       bench: only these scenario groups (1-2 small objects, 3 large, 4 LIST, 5 fixed work)
 
@@ -45,6 +49,8 @@ struct Args {
     ca_cert: Option<PathBuf>,
     quick: bool,
     only: Option<String>,
+    max_instances: Option<String>,
+    instance_wait: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -58,6 +64,8 @@ fn parse_args() -> anyhow::Result<Args> {
         ca_cert: None,
         quick: false,
         only: None,
+        max_instances: std::env::var(tempo_s3_shard_host::pool::INSTANCES_ENV).ok(),
+        instance_wait: std::env::var(tempo_s3_shard_host::pool::WAIT_ENV).ok(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -75,6 +83,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--quick" => args.quick = true,
             "--ca-cert" => args.ca_cert = Some(PathBuf::from(value("--ca-cert")?)),
             "--only" => args.only = Some(value("--only")?),
+            "--max-instances" => args.max_instances = Some(value("--max-instances")?),
+            "--instance-wait" => args.instance_wait = Some(value("--instance-wait")?),
             "--data" => args.data = PathBuf::from(value("--data")?),
             "--wasm" => std::env::set_var("TEMPO_S3_SHARD_WASM", value("--wasm")?),
             "--var" => {
@@ -150,8 +160,9 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
     }
 
     let wasm = wasm::ensure_component()?;
-    let engine = component::engine()?;
-    let mut host = ComponentHost::load(&engine, &wasm, vars.clone())?;
+    let pool = Pool::parse(args.max_instances.as_deref(), args.instance_wait.as_deref())?;
+    let engine = component::engine_for(&pool)?;
+    let mut host = ComponentHost::load(&engine, &wasm, vars.clone())?.with_pool(pool);
     if let Some(path) = &args.ca_cert {
         host = host.with_ca_roots(&tempo_s3_shard_host::tls::load_roots(path)?)?;
     }
