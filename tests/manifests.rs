@@ -131,7 +131,17 @@ fn spinkube_manifest_runs_the_app_with_secrets_from_a_secret() {
             assert!(v["value"].is_string(), "{name}: a string value");
         }
     }
-    for name in ["buckets", "endpoint", "access_key_id", "secret_access_key", "client_credentials", "previous_buckets"] {
+    for name in [
+        "buckets",
+        "endpoint",
+        "access_key_id",
+        "secret_access_key",
+        "client_credentials",
+        "previous_buckets",
+        "backend_connect_timeout",
+        "backend_first_byte_timeout",
+        "backend_idle_timeout",
+    ] {
         assert!(seen.contains(name), "the SpinApp does not set {name}");
     }
     let bucket_list = vars.iter().find(|v| v["name"].as_str() == Some("buckets")).unwrap()["value"].as_str().unwrap();

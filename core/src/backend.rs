@@ -2,7 +2,7 @@
 
 use crate::clock;
 use crate::codec;
-use crate::config::Config;
+use crate::config::{Config, Timeouts};
 use crate::route::header;
 use crate::sigv4::canonical::canonical_query_string;
 use crate::sigv4::payload::{is_sha256_hex, UNSIGNED_PAYLOAD};
@@ -20,6 +20,8 @@ pub struct BackendRequest {
     pub path_and_query: String,
     /// Headers to send, without `host` (wasi-http sets it from the authority).
     pub headers: Vec<(String, String)>,
+    /// Time limits the adapter passes as wasi-http request options (from the configuration).
+    pub timeouts: Timeouts,
 }
 
 impl BackendRequest {
@@ -234,6 +236,7 @@ pub fn request(
         authority,
         path_and_query,
         headers,
+        timeouts: cfg.timeouts,
     }
 }
 
@@ -267,6 +270,15 @@ mod tests {
     fn path_style_url_encodes_awkward_keys() {
         let r = request(&cfg(true), "GET", "shard1", Some("a b/+%/€=~//x"), &[], vec![], EMPTY_SHA256, 0);
         assert_eq!(r.url(), "http://127.0.0.1:9000/shard1/a%20b/%2B%25/%E2%82%AC%3D~//x");
+    }
+
+    #[test]
+    fn carries_the_configured_timeouts() {
+        let r = request(&cfg(true), "GET", "shard1", Some("k"), &[], vec![], EMPTY_SHA256, 0);
+        assert_eq!(r.timeouts, Timeouts::default());
+        let mut c = cfg(false);
+        c.timeouts.first_byte_ms = 1_500;
+        assert_eq!(request(&c, "PUT", "shard2", Some("k"), &[], vec![], UNSIGNED_PAYLOAD, 0).timeouts.first_byte_ms, 1_500);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Proxy configuration read from Spin variables and validated, with errors that say what to fix.
 //!
 //! Variables: `buckets` (required), `endpoint` (required), `use_ssl`, `region`, `access_key_id`,
-//! `secret_access_key`, `virtual_bucket`, and for clients `client_credentials` and `allow_anonymous`;
-//! `key_prefix` (Tempo's `prefix`), `max_body_bytes` (a platform's body cap) and
-//! `trust_forwarded_proto` (TLS ends in front of the proxy). Values are trimmed; an empty value counts as unset.
+//! `secret_access_key`, `virtual_bucket`, for clients `client_credentials` and `allow_anonymous`;
+//! `key_prefix` (Tempo's `prefix`), `max_body_bytes` (a platform's body cap),
+//! `trust_forwarded_proto` (TLS ends in front of the proxy), and the backend call timeouts
+//! `backend_connect_timeout`, `backend_first_byte_timeout` and `backend_idle_timeout`. Values are
+//! trimmed; an empty value counts as unset.
 //! The virtual bucket may share a name with a backend bucket: clients only ever see the virtual one.
 
 use std::collections::HashSet;
@@ -49,6 +51,42 @@ pub struct Config {
     /// `trust_forwarded_proto`: a TLS terminator in front of the proxy sets `X-Forwarded-Proto`, and
     /// `https` there counts as a secure connection (for SSE-C). Off: only the runtime's scheme counts.
     pub trust_forwarded_proto: bool,
+    /// How long each backend call may take to connect, to answer, and between body bytes.
+    pub timeouts: Timeouts,
+}
+
+/// Time limits for every backend call, in milliseconds, passed to the runtime as wasi-http request
+/// options (connect timeout, first-byte timeout, between-bytes timeout).
+///
+/// Defaults suit S3: connecting takes milliseconds, so 5 s means the endpoint is down or unreachable;
+/// the first byte may legitimately take long (S3 answers a CompleteMultipartUpload of many parts or a
+/// CopyObject of a large object only when done, sending whitespace meanwhile), so 30 s; once a body
+/// flows S3 never pauses for long, so 30 s of silence means a stalled backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `backend_connect_timeout`: opening the TCP (and TLS) connection.
+    pub connect_ms: u64,
+    /// `backend_first_byte_timeout`: from sending the request until the response head arrives.
+    pub first_byte_ms: u64,
+    /// `backend_idle_timeout`: the longest pause between two pieces of a response body.
+    pub idle_ms: u64,
+}
+
+/// Default `backend_connect_timeout`, in seconds.
+pub const DEFAULT_CONNECT_TIMEOUT_S: u64 = 5;
+/// Default `backend_first_byte_timeout`, in seconds.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT_S: u64 = 30;
+/// Default `backend_idle_timeout`, in seconds.
+pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 30;
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect_ms: DEFAULT_CONNECT_TIMEOUT_S * 1000,
+            first_byte_ms: DEFAULT_FIRST_BYTE_TIMEOUT_S * 1000,
+            idle_ms: DEFAULT_IDLE_TIMEOUT_S * 1000,
+        }
+    }
 }
 
 /// Where one backend bucket lives and how to sign for it.
@@ -170,6 +208,7 @@ impl fmt::Debug for Config {
             .field("key_prefix", &self.key_prefix)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("trust_forwarded_proto", &self.trust_forwarded_proto)
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }
@@ -229,6 +268,13 @@ impl Config {
             ));
         }
 
+        let defaults = Timeouts::default();
+        let timeouts = Timeouts {
+            connect_ms: parse_timeout("backend_connect_timeout", value("backend_connect_timeout"), defaults.connect_ms)?,
+            first_byte_ms: parse_timeout("backend_first_byte_timeout", value("backend_first_byte_timeout"), defaults.first_byte_ms)?,
+            idle_ms: parse_timeout("backend_idle_timeout", value("backend_idle_timeout"), defaults.idle_ms)?,
+        };
+
         let mut cfg = Config {
             buckets,
             previous_buckets,
@@ -244,6 +290,7 @@ impl Config {
                 .map_err(|why| ConfigError::new("key_prefix", why))?,
             max_body_bytes: parse_max_body_bytes(value("max_body_bytes"))?,
             trust_forwarded_proto: parse_bool("trust_forwarded_proto", value("trust_forwarded_proto"))?,
+            timeouts,
         };
         cfg.shard_backends = parse_shard_backends(&cfg, value("shard_endpoints"), value("shard_credentials"))?;
         Ok(cfg)
@@ -333,6 +380,26 @@ fn parse_shard_backends(
         out.push((bucket, ShardBackend { endpoint, region, access_key_id, secret_access_key }));
     }
     Ok(out)
+}
+
+/// The longest timeout accepted: one day (a larger value is almost certainly a unit mistake).
+const MAX_TIMEOUT_S: f64 = 86_400.0;
+
+/// A timeout in seconds (decimals allowed, e.g. `0.5`) as milliseconds; `default_ms` when unset.
+fn parse_timeout(variable: &'static str, raw: Option<String>, default_ms: u64) -> Result<u64, ConfigError> {
+    let Some(raw) = raw else { return Ok(default_ms) };
+    let seconds: f64 = raw
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite())
+        .ok_or_else(|| ConfigError::new(variable, format!("{raw:?} is not a number of seconds (e.g. 5 or 0.5)")))?;
+    if !(0.001..=MAX_TIMEOUT_S).contains(&seconds) {
+        return Err(ConfigError::new(
+            variable,
+            format!("{raw} s is out of range; give between 0.001 and {MAX_TIMEOUT_S} seconds"),
+        ));
+    }
+    Ok((seconds * 1000.0).round() as u64)
 }
 
 /// `client_credentials`: `AK:SECRET` pairs separated by commas, or a JSON object `{"AK": "SECRET"}`.
@@ -845,5 +912,23 @@ mod tests {
             assert!(fails(&[("max_body_bytes", bad)], "max_body_bytes").contains("10485760"), "{bad}");
         }
         fails(&[("trust_forwarded_proto", "maybe")], "trust_forwarded_proto");
+    }
+
+    #[test]
+    fn backend_timeouts() {
+        assert_eq!(ok(&[]).timeouts, Timeouts { connect_ms: 5_000, first_byte_ms: 30_000, idle_ms: 30_000 });
+        let c = ok(&[
+            ("backend_connect_timeout", "0.5"),
+            ("backend_first_byte_timeout", " 1 "),
+            ("backend_idle_timeout", "2.25"),
+        ]);
+        assert_eq!(c.timeouts, Timeouts { connect_ms: 500, first_byte_ms: 1_000, idle_ms: 2_250 });
+        assert_eq!(ok(&[("backend_idle_timeout", "")]).timeouts.idle_ms, 30_000);
+        for var in ["backend_connect_timeout", "backend_first_byte_timeout", "backend_idle_timeout"] {
+            for bad in ["abc", "5s", "-1", "0", "NaN", "inf", "1e9"] {
+                let msg = fails(&[(var, bad)], var);
+                assert!(msg.contains("seconds"), "{var}={bad}: {msg}");
+            }
+        }
     }
 }

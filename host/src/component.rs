@@ -18,7 +18,10 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::observe::Observer;
-use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::outbound::Outbound;
+use crate::pool::{self, Pool};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -53,6 +56,9 @@ pub struct ComponentHost {
     pub(crate) metrics_on_port: bool,
     /// Whether accepted and outbound connections set `TCP_NODELAY` (off in the Spin-faithful mode).
     pub(crate) nodelay: bool,
+    /// Free instance slots; a request holds one for its instance's lifetime.
+    slots: Arc<tokio::sync::Semaphore>,
+    pool: Pool,
 }
 
 /// The environment variable that turns on [`ComponentHost::spin_sockets`] (value `1`).
@@ -70,6 +76,10 @@ pub struct Stats {
     pub peak_memory: AtomicUsize,
     /// Requests handled.
     pub requests: AtomicUsize,
+    /// Requests answered 503 SlowDown because no instance was free in time.
+    pub overloaded: AtomicUsize,
+    /// Requests answered 500 by the host because the component failed before it answered.
+    pub failed: AtomicUsize,
 }
 
 /// Per-request store data: WASI and wasi:http contexts, and the Spin variables.
@@ -82,96 +92,6 @@ pub struct RequestState {
     limiter: MemoryLimiter,
     outbound: Outbound,
     observer: Observer,
-}
-
-/// How long an outbound request may wait for its connection or its response head when the guest
-/// sets no request options (wasmtime-wasi-http's default).
-const OUTBOUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Outbound wasi:http: plain-HTTP requests share one pooled hyper client (keep-alive connections are
-/// reused across requests and instances); HTTPS takes wasmtime-wasi-http's default path (a new TLS
-/// connection per request).
-#[derive(Clone)]
-struct Outbound {
-    client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, WasiBody>,
-    /// HTTPS trusting extra roots (a private CA), when the operator gave some; else the default path.
-    tls: Option<Arc<rustls::ClientConfig>>,
-    /// Records each call in the request's metrics.
-    observer: Observer,
-    /// Whether connections set `TCP_NODELAY` (Spin's never do).
-    nodelay: bool,
-}
-
-impl Outbound {
-    fn new(observer: Observer, nodelay: bool) -> Outbound {
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        // Without it, a request whose head and body leave in separate writes waits on a delayed ACK.
-        connector.set_nodelay(nodelay);
-        connector.set_connect_timeout(Some(OUTBOUND_TIMEOUT));
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            // Under the idle timeouts of common S3 servers, so a pooled connection is rarely reused
-            // just as the server closes it.
-            .pool_idle_timeout(std::time::Duration::from_secs(15))
-            .build(connector);
-        Outbound { client, tls: None, observer, nodelay }
-    }
-}
-
-type SendResult = wasmtime_wasi_http::Result<(
-    hyper::Response<WasiBody>,
-    Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
-
-impl WasiHttpHooks for Outbound {
-    fn send_request(
-        &mut self,
-        request: hyper::Request<WasiBody>,
-        options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
-        let call = self.observer.backend_call(&request);
-        Box::new(call.observe(self.send(request, options)))
-    }
-}
-
-impl Outbound {
-    /// Send one outbound request: pooled plain HTTP, HTTPS with the operator's roots, or the default path.
-    fn send(
-        &mut self,
-        request: hyper::Request<WasiBody>,
-        options: Option<wasmtime_wasi_http::RequestOptions>,
-    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
-        use http_body_util::BodyExt;
-        if let Some(config) = self.tls.as_ref().filter(|_| request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)) {
-            return Box::new(crate::tls::send(config.clone(), request, self.nodelay));
-        }
-        if request.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
-            return Box::new(async move {
-                let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-                Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>))
-            });
-        }
-        let client = self.client.clone();
-        Box::new(async move {
-            let first_byte = options.and_then(|o| o.first_byte_timeout).unwrap_or(OUTBOUND_TIMEOUT);
-            let response = tokio::time::timeout(first_byte, client.request(request))
-                .await
-                .map_err(|_| wasmtime_wasi_http::Error::ConnectionReadTimeout)?
-                .map_err(outbound_error)?;
-            // Frames that have already arrived cross into the component as one read.
-            let response = response.map(|body| Joined::arrived(body).map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
-            // The pool's own task drives the connection: there is no per-request I/O future.
-            Ok((response, Box::new(async { Ok(()) }) as Box<dyn std::future::Future<Output = _> + Send>))
-        })
-    }
-}
-
-/// The wasi:http error for a failed pooled request.
-fn outbound_error(err: hyper_util::client::legacy::Error) -> wasmtime_wasi_http::Error {
-    if err.is_connect() {
-        return wasmtime_wasi_http::Error::Connect(std::io::Error::other(format!("{err:?}")));
-    }
-    wasmtime_wasi_http::Error::HttpProtocolError
 }
 
 struct MemoryLimiter {
@@ -270,15 +190,21 @@ impl RequestState {
     }
 }
 
-/// The wasmtime engine configured as Spin configures it for HTTP: pooling allocator, async.
+/// The wasmtime engine configured as Spin configures it for HTTP: pooling allocator sized for
+/// [`Pool::from_env`] (Spin's 1,000 instances by default), async.
 pub fn engine() -> anyhow::Result<Engine> {
+    engine_for(&Pool::from_env()?)
+}
+
+/// As [`engine`], with the pooling allocator sized for `pool`.
+pub fn engine_for(pool: &Pool) -> anyhow::Result<Engine> {
     let mut config = wasmtime::Config::new();
     // For profiling: `perf` then names the component's functions (with a non-stripped build).
     if std::env::var_os("TEMPO_S3_SHARD_PERFMAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     let mut pooling = wasmtime::PoolingAllocationConfig::default();
-    pooling.total_memories(256).total_tables(256).total_component_instances(256);
+    pool.configure(&mut pooling);
     pooling.max_memory_size(MEMORY_LIMIT);
     // Reset a finished instance's memory with memset (of the pages it touched, where the kernel has
     // PAGEMAP_SCAN) instead of madvise: the next instance takes no page faults, and no TLB shootdown
@@ -313,6 +239,8 @@ impl ComponentHost {
             observer,
             metrics_on_port: true,
             nodelay: true,
+            slots: Arc::new(tokio::sync::Semaphore::new(Pool::default().instances as usize)),
+            pool: Pool::default(),
         };
         Ok(host.spin_sockets(spin_sockets_from_env()))
     }
@@ -328,6 +256,14 @@ impl ComponentHost {
         let tls = self.outbound.tls.take();
         self.outbound = Outbound { tls, ..Outbound::new(self.observer.clone(), !on) };
         self.nodelay = !on;
+        self
+    }
+
+    /// Run at most `pool.instances` instances at once (give the engine the same pool, see
+    /// [`engine_for`]); a request waits up to `pool.wait` for a free one, then is answered 503 SlowDown.
+    pub fn with_pool(mut self, pool: Pool) -> ComponentHost {
+        self.slots = Arc::new(tokio::sync::Semaphore::new(pool.instances as usize));
+        self.pool = pool;
         self
     }
 
@@ -405,24 +341,65 @@ impl ComponentHost {
         Ok(())
     }
 
-    /// Handle one request in a fresh instance, as Spin does.
+    /// Handle one request in a fresh instance, as Spin does. Every request is answered: when no
+    /// instance frees up within the pool's wait, or the pool has no slot, with 503 SlowDown; when
+    /// the component fails before answering, with 500 InternalError.
     pub(crate) async fn handle(
         &self,
         req: hyper::Request<hyper::body::Incoming>,
-    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+    ) -> Result<hyper::Response<HyperOutgoingBody>, std::convert::Infallible> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let slot = match tokio::time::timeout(self.pool.wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => slot,
+            _ => return Ok(self.overloaded(&method, &path)),
+        };
+        match self.run(req, slot).await {
+            Ok(response) => Ok(response),
+            Err(Failure::PoolFull) => Ok(self.overloaded(&method, &path)),
+            Err(Failure::Other(detail)) => {
+                eprintln!("tempo-s3-shard host: request failed: {detail}");
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                Ok(self.log(pool::internal_error(&method, &path, &detail)))
+            }
+        }
+    }
+
+    /// The 503 SlowDown answer, counted.
+    fn overloaded(&self, method: &str, path: &str) -> hyper::Response<HyperOutgoingBody> {
+        self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+        self.log(pool::slow_down(method, path, self.pool.wait))
+    }
+
+    /// Print a host answer's access-log line where the component's go (unless they are dropped).
+    fn log(&self, (response, line): pool::HostAnswer) -> hyper::Response<HyperOutgoingBody> {
+        if self.observer.echoes() {
+            println!("{line}");
+        }
+        response
+    }
+
+    /// Instantiate the component for `req` and call it; `slot` is held until the instance is done.
+    async fn run(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
         let mut store = self.store();
         let observer = store.data().observer.clone();
         let req = observer.begin(req);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = req.map(Joined::arrived);
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| anyhow!("{e:?}"))?;
-        let out = store.data_mut().http().new_response_outparam(sender).map_err(|e| anyhow!("{e:?}"))?;
+        let other = |e: wasmtime::Error| Failure::Other(format!("{e:?}"));
+        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(other)?;
+        let out = store.data_mut().http().new_response_outparam(sender).map_err(other)?;
         let pre = self.pre.clone();
         let task = tokio::spawn(async move {
+            let _slot = slot;
             let result = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+                let proxy = pre.instantiate_async(&mut store).await.map_err(Failure::instantiating)?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(|e| Failure::Other(format!("{e:?}")))
             }
             .await;
             observer.finish();
@@ -430,17 +407,30 @@ impl ComponentHost {
         });
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(anyhow!("component failed: {e:?}")),
-            Err(_) => {
-                let detail = match task.await {
-                    Ok(Ok(())) => "the component returned without setting a response".to_string(),
-                    Ok(Err(e)) => format!("{e:?}"),
-                    Err(e) => format!("{e:?}"),
-                };
-                eprintln!("tempo-s3-shard host: request failed: {detail}");
-                Err(anyhow!("component trapped: {detail}"))
-            }
+            Ok(Err(e)) => Err(Failure::Other(format!("component failed: {e:?}"))),
+            Err(_) => Err(match task.await {
+                Ok(Ok(())) => Failure::Other("the component returned without setting a response".into()),
+                Ok(Err(failure)) => failure,
+                Err(e) => Failure::Other(format!("{e:?}")),
+            }),
         }
+    }
+}
+
+/// Why a request got no answer from the component.
+enum Failure {
+    /// The pooling allocator had no free slot (more tables or core instances in use than sized for).
+    PoolFull,
+    /// The component trapped or returned without answering.
+    Other(String),
+}
+
+impl Failure {
+    fn instantiating(err: wasmtime::Error) -> Failure {
+        if pool::is_pool_full(&err) {
+            return Failure::PoolFull;
+        }
+        Failure::Other(format!("cannot instantiate the component: {err:?}"))
     }
 }
 
@@ -455,7 +445,12 @@ fn compile_cached(engine: &Engine, wasm: &Path) -> anyhow::Result<Component> {
         h.finish()
     };
     let cache = wasm.with_extension(format!("{digest:016x}.cwasm"));
-    if let Ok(component) = unsafe { Component::deserialize_file(engine, &cache) } {
+    // SAFETY: the file is one this function serialized with this engine's configuration, named by
+    // a digest of the exact component bytes and host version; it is written aside and renamed into
+    // place, so a reader never sees it half-written. Wasmtime checks its header and configuration.
+    #[allow(unsafe_code)]
+    let cached = unsafe { Component::deserialize_file(engine, &cache) };
+    if let Ok(component) = cached {
         return Ok(component);
     }
     let component = Component::from_binary(engine, &bytes).map_err(|e| anyhow!("{e:?}"))?;

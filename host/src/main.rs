@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tempo_s3_shard_host::goconfig::GoConfig;
 use tempo_s3_shard_host::service::{self, METRICS_PATH};
+use tempo_s3_shard_host::pool::Pool;
 use tempo_s3_shard_host::{component, wasm, ComponentHost};
 use tokio::net::TcpListener;
 
@@ -32,6 +33,9 @@ options:
   --ca-cert FILE       trust this CA (PEM or DER) for https backends, besides the public roots
   --spin-sockets       accepted and outbound connections without TCP_NODELAY, as Spin 3.6 leaves
                        them (also TEMPO_S3_SHARD_SPIN_SOCKETS=1; bench: this project's proxy runs so)
+  --max-instances N    component instances running at once (default 1000, as Spin; env SPIN_MAX_INSTANCE_COUNT)
+  --instance-wait SECS how long a request waits for a free instance before 503 SlowDown (default 1;
+                       env TEMPO_S3_SHARD_INSTANCE_WAIT)
   --quick              bench: shorter runs and 256 MiB instead of 1 GiB large objects
   --only 1,3,4,5       bench: only these scenario groups (1-2 small objects, 3 large, 4 LIST, 5 fixed work)
   --seed-bin FILE      bench: also measure the original Go proxy (this binary, started per backend
@@ -55,6 +59,8 @@ struct Args {
     only: Option<String>,
     spin_sockets: bool,
     seed_bin: Option<PathBuf>,
+    max_instances: Option<String>,
+    instance_wait: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -71,6 +77,8 @@ fn parse_args() -> anyhow::Result<Args> {
         only: None,
         spin_sockets: false,
         seed_bin: None,
+        max_instances: std::env::var(tempo_s3_shard_host::pool::INSTANCES_ENV).ok(),
+        instance_wait: std::env::var(tempo_s3_shard_host::pool::WAIT_ENV).ok(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -93,6 +101,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seed-bin" => args.seed_bin = Some(PathBuf::from(value("--seed-bin")?)),
             "--ca-cert" => args.ca_cert = Some(PathBuf::from(value("--ca-cert")?)),
             "--only" => args.only = Some(value("--only")?),
+            "--max-instances" => args.max_instances = Some(value("--max-instances")?),
+            "--instance-wait" => args.instance_wait = Some(value("--instance-wait")?),
             "--data" => args.data = PathBuf::from(value("--data")?),
             "--wasm" => std::env::set_var("TEMPO_S3_SHARD_WASM", value("--wasm")?),
             "--var" => {
@@ -174,8 +184,9 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
     }
 
     let wasm = wasm::ensure_component()?;
-    let engine = component::engine()?;
-    let mut host = ComponentHost::load(&engine, &wasm, vars.clone())?;
+    let pool = Pool::parse(args.max_instances.as_deref(), args.instance_wait.as_deref())?;
+    let engine = component::engine_for(&pool)?;
+    let mut host = ComponentHost::load(&engine, &wasm, vars.clone())?.with_pool(pool);
     if let Some(path) = &args.ca_cert {
         host = host.with_ca_roots(&tempo_s3_shard_host::tls::load_roots(path)?)?;
     }

@@ -83,6 +83,11 @@ impl Observer {
         self.echo = echo;
     }
 
+    /// Whether access-log lines reach stdout.
+    pub fn echoes(&self) -> bool {
+        self.echo
+    }
+
     /// A fresh observer for one request, feeding the same metrics.
     pub fn for_request(&self) -> Observer {
         Observer { metrics: self.metrics.clone(), echo: self.echo, track: Track::new() }
@@ -234,7 +239,7 @@ fn backend_target<B>(request: &hyper::Request<B>) -> (String, String) {
 
 /// The decoded value of `name` in a raw query string.
 fn query_param(query: &str, name: &str) -> Option<String> {
-    tempo_s3_shard_core::sigv4::decode_query(query).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    tempo_s3_shard_core::codec::decode_query(query).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! HTTPS to backends with operator-supplied trust roots (e.g. a private CA), on top of the public
-//! web PKI roots: one TLS connection per request, verified against those roots and the host name.
+//! web PKI roots: one TLS connection per request, verified against those roots and the host name,
+//! within the request's connect and first-byte timeouts.
 
 use anyhow::Context as _;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -41,25 +42,50 @@ pub fn load_roots(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
 
 type IoFuture = Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
 
-/// Send one request over a fresh TLS connection verified with `config`; `nodelay`: whether the
-/// connection sets `TCP_NODELAY`.
+/// Send one request over a fresh TLS connection verified with `config`; connecting (TCP and TLS)
+/// within `limits.connect` (else `ConnectionTimeout`), the response head within `limits.first_byte`
+/// (else `ConnectionReadTimeout`); `nodelay`: whether the connection sets `TCP_NODELAY`. The caller
+/// bounds the body's pauses.
 pub async fn send(
     config: Arc<rustls::ClientConfig>,
     request: hyper::Request<WasiBody>,
+    limits: crate::outbound::Limits,
     nodelay: bool,
 ) -> wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, IoFuture)> {
-    use http_body_util::BodyExt;
     use wasmtime_wasi_http::Error;
     let uri = request.uri().clone();
     let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
     let port = uri.port_u16().unwrap_or(443);
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(Error::Connect)?;
+    let connecting = connect(config, &host, port, nodelay);
+    let stream = tokio::time::timeout(limits.connect, connecting).await.map_err(|_| Error::ConnectionTimeout)??;
+    crate::outbound::first_byte_within(limits.first_byte, exchange(stream, request, uri)).await?
+}
+
+/// A verified TLS connection to `host:port`.
+async fn connect(
+    config: Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+    nodelay: bool,
+) -> wasmtime_wasi_http::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use wasmtime_wasi_http::Error;
+    let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(|_| Error::ConnectionRefused)?;
     let _ = tcp.set_nodelay(nodelay);
-    let name = ServerName::try_from(host.clone()).map_err(|_| Error::TlsCertificateError)?;
-    let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
+    let name = ServerName::try_from(host.to_string()).map_err(|_| Error::TlsCertificateError)?;
+    tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
         eprintln!("tempo-s3-shard host: TLS to {host}:{port} failed: {e} (is its CA trusted? see --ca-cert)");
         Error::TlsCertificateError
-    })?;
+    })
+}
+
+/// One HTTP/1.1 request and its response head over `stream`.
+async fn exchange(
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    request: hyper::Request<WasiBody>,
+    uri: http::Uri,
+) -> wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, IoFuture)> {
+    use http_body_util::BodyExt;
+    use wasmtime_wasi_http::Error;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|_| Error::HttpProtocolError)?;

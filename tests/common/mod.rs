@@ -2,6 +2,8 @@
 //! host on loopback, plus clients pointed at either.
 #![allow(dead_code)]
 
+pub mod fault;
+
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::Client;
 use std::collections::HashMap;
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tempo_s3_shard_host::component::{self, KeyValues, Stats};
+use tempo_s3_shard_host::pool::Pool;
 use tempo_s3_shard_host::{wasm, ComponentHost};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -82,6 +85,38 @@ impl Harness {
         let backend = S3Backend::start(&data, &buckets, BackendOptions::default())
             .await
             .expect("start backend");
+        Harness::start_on(backend, buckets, vars, adjust, Pool::default()).await
+    }
+
+    /// As [`Harness::start_with`], with the host's instance pool sized `pool`.
+    pub async fn start_pooled(buckets: &[&str], vars: &[(&str, &str)], pool: Pool) -> Harness {
+        let buckets: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
+        let backend = start_backend(&buckets).await;
+        Harness::start_on(backend, buckets, vars, |host| host, pool).await
+    }
+
+    /// As [`Harness::start_with`], with the shard `faulty` reached through a fault-injecting proxy
+    /// (via `shard_endpoints`; same backend, same credentials) whose behaviour the handle switches.
+    pub async fn start_with_fault(buckets: &[&str], faulty: &str, vars: &[(&str, &str)]) -> (Harness, fault::FaultHandle) {
+        let buckets: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
+        assert!(buckets.iter().any(|b| b == faulty), "{faulty} is not one of {buckets:?}");
+        let backend = start_backend(&buckets).await;
+        let fault = fault::FaultHandle::start(backend.addr).await;
+        let endpoints = format!(r#"{{"{faulty}": "{}"}}"#, fault.endpoint());
+        let mut all: Vec<(&str, &str)> = vec![("shard_endpoints", endpoints.as_str())];
+        all.extend_from_slice(vars);
+        (Harness::start_on(backend, buckets, &all, |host| host, Pool::default()).await, fault)
+    }
+
+    /// The proxy over `backend`, configured for `buckets` with the local credentials and `vars`,
+    /// its host adjusted by `adjust` and its instance pool sized `pool`.
+    async fn start_on(
+        backend: S3Backend,
+        buckets: Vec<String>,
+        vars: &[(&str, &str)],
+        adjust: impl FnOnce(ComponentHost) -> ComponentHost,
+        pool: Pool,
+    ) -> Harness {
         let mut variables = HashMap::from([
             ("buckets".to_string(), buckets.join(",")),
             ("endpoint".to_string(), backend.endpoint()),
@@ -92,7 +127,7 @@ impl Harness {
         for (k, v) in vars {
             variables.insert(k.to_string(), v.to_string());
         }
-        let (proxy, server, stats, key_values) = start_host(variables, adjust).await;
+        let (proxy, server, stats, key_values) = start_host(variables, adjust, pool).await;
         Harness { backend, moto: None, proxy, buckets, stats, key_values, server, in_memory: None }
     }
 
@@ -171,12 +206,17 @@ pub async fn start_proxy(variables: HashMap<String, String>) -> (SocketAddr, tok
     (addr, server, stats)
 }
 
+/// A fresh s3s-fs backend holding `buckets`.
+async fn start_backend(buckets: &[String]) -> S3Backend {
+    S3Backend::start(&temp_dir("backend"), buckets, BackendOptions::default()).await.expect("start backend")
+}
+
 /// As [`start_proxy`], trusting extra CA roots (DER) for HTTPS backends.
 pub async fn start_proxy_trusting(
     variables: HashMap<String, String>,
     roots: &[Vec<u8>],
 ) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
-    start_host(variables, trusting(roots)).await
+    start_host(variables, trusting(roots), Pool::default()).await
 }
 
 /// A host adjustment: trust these extra CA roots (DER) for HTTPS backends, if any.
@@ -184,14 +224,16 @@ fn trusting(roots: &[Vec<u8>]) -> impl FnOnce(ComponentHost) -> ComponentHost + 
     move |host| if roots.is_empty() { host } else { host.with_ca_roots(roots).expect("CA roots") }
 }
 
-/// Load the (built) component with `variables`, adjust its host, and serve it on a free loopback port.
+/// Load the (built) component with `variables`, adjust its host, size its instance pool `pool`,
+/// and serve it on a free loopback port.
 async fn start_host(
     variables: HashMap<String, String>,
     adjust: impl FnOnce(ComponentHost) -> ComponentHost,
+    pool: Pool,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
     let wasm = wasm::ensure_component().expect("build the component");
-    let engine = component::engine().expect("engine");
-    let mut host = ComponentHost::load(&engine, &wasm, variables).expect("load component");
+    let engine = component::engine_for(&pool).expect("engine");
+    let mut host = ComponentHost::load(&engine, &wasm, variables).expect("load component").with_pool(pool);
     // The component's access log (one JSON line per request) would flood the test output; tests
     // that read it set TEMPO_S3_SHARD_TEST_LOG.
     if std::env::var_os("TEMPO_S3_SHARD_TEST_LOG").is_none() {
@@ -205,16 +247,19 @@ async fn start_host(
 }
 
 pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
+    Client::from_conf(s3_config(endpoint, access_key, secret_key).build())
+}
+
+/// The configuration of [`s3_client`], for tests that change more (retries, timeouts).
+pub fn s3_config(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::config::Builder {
     let creds = Credentials::new(access_key, secret_key, None, None, "tests");
-    let config = aws_sdk_s3::Config::builder()
+    aws_sdk_s3::Config::builder()
         .behavior_version_latest()
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(creds)
         .force_path_style(true)
         .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    Client::from_conf(config)
 }
 
 /// A response read off the wire.
@@ -245,7 +290,12 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
     let mut buf = Vec::new();
     let read = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "the proxy did not answer within 30 s");
-    let text = String::from_utf8_lossy(&buf).to_string();
+    parse_response(&buf)
+}
+
+/// An HTTP/1.1 response as read off the wire (the body as text, lossily).
+pub fn parse_response(buf: &[u8]) -> RawResponse {
+    let text = String::from_utf8_lossy(buf).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
     let status_line = lines.next().unwrap_or("");

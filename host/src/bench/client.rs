@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tempo_s3_shard_core::ring::Ring;
-use tempo_s3_shard_core::sigv4::{self, SignRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use tempo_s3_shard_core::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use tempo_s3_shard_core::sigv4::sign::{self, SignRequest};
+use tempo_s3_shard_core::{clock, codec, sigv4};
 use tempo_s3_shard_core::testing::Rng;
 use tempo_s3_shard_host::backends::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 
@@ -99,22 +101,22 @@ pub fn sign(
     query: &[(&str, &str)],
     body: Option<(u64, ReqBody)>,
 ) -> hyper::Request<ReqBody> {
-    let mut path = format!("/{}", sigv4::uri_encode(bucket, true));
+    let mut path = format!("/{}", codec::uri_encode(bucket, true));
     if let Some(key) = key {
         path.push('/');
-        path.push_str(&sigv4::uri_encode(key, false));
+        path.push_str(&codec::uri_encode(key, false));
     }
     let query: Vec<(String, String)> = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let qs = sigv4::canonical_query_string(&query);
+    let qs = sigv4::canonical::canonical_query_string(&query);
     let path_and_query = if qs.is_empty() { path.clone() } else { format!("{path}?{qs}") };
-    let amz_date = sigv4::amz_date(unix_now());
+    let amz_date = clock::amz_date(unix_now());
     let payload = if body.is_some() { UNSIGNED_PAYLOAD } else { EMPTY_SHA256 };
     let headers = vec![
         ("host".to_string(), authority.to_string()),
         ("x-amz-content-sha256".to_string(), payload.to_string()),
         ("x-amz-date".to_string(), amz_date.clone()),
     ];
-    let authorization = sigv4::sign_headers(&SignRequest {
+    let authorization = sign::sign_headers(&SignRequest {
         method,
         canonical_uri: &path,
         query: &query,

@@ -1,0 +1,373 @@
+//! Outbound wasi:http as Spin does it: pooled plain-HTTP connections, HTTPS with operator roots, and
+//! the guest's request options (connect, first-byte and between-bytes timeouts) honoured on both.
+
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The limit for an option the guest leaves unset (what Spin and wasmtime-wasi-http use).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The time limits of one outbound request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Opening the connection (TCP, and TLS for HTTPS): `ConnectionTimeout` when exceeded.
+    pub connect: Duration,
+    /// From sending until the response head: `ConnectionReadTimeout` when exceeded.
+    pub first_byte: Duration,
+    /// The longest pause between two response body frames: `ConnectionReadTimeout` when exceeded.
+    pub between_bytes: Duration,
+}
+
+impl Limits {
+    /// The guest's request options, with [`DEFAULT_TIMEOUT`] for those it left unset.
+    pub fn from_options(options: Option<RequestOptions>) -> Limits {
+        let or_default = |d: Option<Duration>| d.unwrap_or(DEFAULT_TIMEOUT);
+        Limits {
+            connect: or_default(options.and_then(|o| o.connect_timeout)),
+            first_byte: or_default(options.and_then(|o| o.first_byte_timeout)),
+            between_bytes: or_default(options.and_then(|o| o.between_bytes_timeout)),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The connect timeout of the request the pooled client is opening a connection for (the
+    /// pooled client has no per-request connect option; Spin passes it the same way).
+    static CONNECT_TIMEOUT: Duration;
+}
+
+/// The pooled client's connector: hyper-util's, bounded by the current request's connect timeout.
+#[derive(Clone)]
+pub(crate) struct TimedConnector(HttpConnector);
+
+/// Why a pooled connection could not be opened (each maps to one wasi:http error variant, which
+/// the guest receives unchanged: `Error::ConnectionTimeout` is `error-code.connection-timeout`).
+#[derive(Debug)]
+enum ConnectFailure {
+    TimedOut,
+    Refused(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl std::fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectFailure::TimedOut => write!(f, "connect timed out"),
+            ConnectFailure::Refused(e) => write!(f, "cannot connect: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectFailure {}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<tokio::net::TcpStream>, ConnectFailure>> + Send>>;
+
+impl tower_service::Service<http::Uri> for TimedConnector {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = ConnectFailure;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectFailure>> {
+        self.0.poll_ready(cx).map_err(|e| ConnectFailure::Refused(Box::new(e)))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Connecting {
+        // Read here, inside the request's task: the pool may finish the connect in the background.
+        let limit = CONNECT_TIMEOUT.try_with(|d| *d).unwrap_or(DEFAULT_TIMEOUT);
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Err(_) => Err(ConnectFailure::TimedOut),
+                Ok(result) => result.map_err(|e| ConnectFailure::Refused(Box::new(e))),
+            }
+        })
+    }
+}
+
+/// Outbound wasi:http: plain-HTTP requests share one pooled hyper client (keep-alive connections are
+/// reused across requests and instances); HTTPS with operator roots opens a verified TLS connection
+/// per request; other HTTPS takes wasmtime-wasi-http's default path.
+#[derive(Clone)]
+pub struct Outbound {
+    pub(crate) client: hyper_util::client::legacy::Client<TimedConnector, WasiBody>,
+    /// HTTPS trusting extra roots (a private CA), when the operator gave some; else the default path.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// Records each call in the request's metrics.
+    pub(crate) observer: crate::observe::Observer,
+    /// Whether connections set `TCP_NODELAY` (Spin's never do).
+    pub(crate) nodelay: bool,
+}
+
+impl Outbound {
+    /// A client with an empty pool, recording its calls with `observer`.
+    pub fn new(observer: crate::observe::Observer, nodelay: bool) -> Outbound {
+        let mut connector = HttpConnector::new();
+        // Without it, a request whose head and body leave in separate writes waits on a delayed ACK.
+        connector.set_nodelay(nodelay);
+        connector.set_connect_timeout(None);
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            // Under the idle timeouts of common S3 servers, so a pooled connection is rarely reused
+            // just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(15))
+            .build(TimedConnector(connector));
+        Outbound { client, tls: None, observer, nodelay }
+    }
+}
+
+/// The I/O future of a response whose connection something else drives.
+type IoFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
+
+type SendResult = wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, IoFuture)>;
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: hyper::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let call = self.observer.backend_call(&request);
+        Box::new(call.observe(self.send(request, options)))
+    }
+}
+
+impl Outbound {
+    /// Send one outbound request: pooled plain HTTP, HTTPS with the operator's roots, or the default path.
+    fn send(&mut self, request: hyper::Request<WasiBody>, options: Option<RequestOptions>) -> Box<dyn Future<Output = SendResult> + Send> {
+        let limits = Limits::from_options(options);
+        let nodelay = self.nodelay;
+        if let Some(config) = self.tls.clone().filter(|_| request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)) {
+            return Box::new(async move {
+                let (response, io) = crate::tls::send(config, request, limits, nodelay).await?;
+                Ok((idle_limited(response, limits.between_bytes), io))
+            });
+        }
+        if request.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
+            // wasmtime-wasi-http's default path applies all three options itself.
+            return Box::new(async move {
+                let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+                Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+            });
+        }
+        let client = self.client.clone();
+        Box::new(async move {
+            let response = first_byte_within(limits.first_byte, CONNECT_TIMEOUT.scope(limits.connect, client.request(request)))
+                .await?
+                .map_err(pooled_error)?;
+            // Frames that have already arrived cross into the component as one read.
+            let response = response.map(|body| crate::frames::Joined::arrived(body).map_err(Error::from).boxed_unsync());
+            // The pool's own task drives the connection: there is no per-request I/O future.
+            Ok((idle_limited(response, limits.between_bytes), Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
+/// `sending`'s result, or `ConnectionReadTimeout` when no response head came within `limit`.
+pub async fn first_byte_within<T>(limit: Duration, sending: impl Future<Output = T>) -> Result<T, Error> {
+    tokio::time::timeout(limit, sending).await.map_err(|_| Error::ConnectionReadTimeout)
+}
+
+/// The wasi:http error for a failed pooled request, as Spin reports it: a connect timeout is
+/// `ConnectionTimeout`, any other connect failure `ConnectionRefused`, a hyper timeout
+/// `HttpResponseTimeout`, anything else `HttpProtocolError`.
+fn pooled_error(err: hyper_util::client::legacy::Error) -> Error {
+    use std::error::Error as _;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(failure) = cause.downcast_ref::<ConnectFailure>() {
+            return connect_error(failure);
+        }
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            if hyper.is_timeout() {
+                return Error::HttpResponseTimeout;
+            }
+        }
+        source = cause.source();
+    }
+    if err.is_connect() {
+        return Error::ConnectionRefused;
+    }
+    Error::HttpProtocolError
+}
+
+/// The wasi:http error for a connection that could not be opened.
+fn connect_error(failure: &ConnectFailure) -> Error {
+    match failure {
+        ConnectFailure::TimedOut => Error::ConnectionTimeout,
+        ConnectFailure::Refused(_) => Error::ConnectionRefused,
+    }
+}
+
+/// `response` whose body fails with `ConnectionReadTimeout` when a frame takes longer than `limit`
+/// to come (Spin's between-bytes timeout).
+pub fn idle_limited(response: hyper::Response<WasiBody>, limit: Duration) -> hyper::Response<WasiBody> {
+    response.map(|body| IdleLimited { body, limit, timer: None, expired: false }.boxed_unsync())
+}
+
+/// A body with a between-frames time limit.
+struct IdleLimited {
+    body: WasiBody,
+    limit: Duration,
+    /// Started when the body first has nothing to give; reset by every frame.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    expired: bool,
+}
+
+impl hyper::body::Body for IdleLimited {
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Error>>> {
+        let this = &mut *self;
+        if this.expired {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            this.timer = None;
+            return Poll::Ready(frame);
+        }
+        let limit = this.limit;
+        let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        ready!(timer.as_mut().poll(cx));
+        this.expired = true;
+        Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.expired || self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn options(connect_ms: u64, first_byte_ms: u64, between_bytes_ms: u64) -> Option<RequestOptions> {
+        let mut o = RequestOptions::default();
+        o.connect_timeout = Some(Duration::from_millis(connect_ms));
+        o.first_byte_timeout = Some(Duration::from_millis(first_byte_ms));
+        o.between_bytes_timeout = Some(Duration::from_millis(between_bytes_ms));
+        Some(o)
+    }
+
+    fn get(addr: std::net::SocketAddr) -> hyper::Request<WasiBody> {
+        let body = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
+        hyper::Request::get(format!("http://{addr}/x")).body(body).unwrap()
+    }
+
+    async fn send(addr: std::net::SocketAddr, options: Option<RequestOptions>) -> SendResult {
+        let mut outbound = Outbound::new(crate::observe::Observer::new(Default::default()), true);
+        Pin::from(outbound.send_request(get(addr), options, Box::new(async { Ok(()) }))).await
+    }
+
+    /// A server that reads each request and answers with `answer` (or never, when `None`).
+    async fn server(answer: Option<&'static [u8]>) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    if let Some(answer) = answer {
+                        let _ = socket.write_all(answer).await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn unset_options_take_the_default() {
+        assert_eq!(Limits::from_options(None).first_byte, DEFAULT_TIMEOUT);
+        let limits = Limits::from_options(options(1, 2, 3));
+        assert_eq!(
+            limits,
+            Limits { connect: Duration::from_millis(1), first_byte: Duration::from_millis(2), between_bytes: Duration::from_millis(3) }
+        );
+    }
+
+    #[test]
+    fn connect_failures_map_as_spin_maps_them() {
+        assert!(matches!(connect_error(&ConnectFailure::TimedOut), Error::ConnectionTimeout));
+        let refused = ConnectFailure::Refused(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+        assert!(matches!(connect_error(&refused), Error::ConnectionRefused));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_a_read_timeout() {
+        let addr = server(None).await;
+        let started = std::time::Instant::now();
+        let err = send(addr, options(1000, 200, 1000)).await.err().unwrap();
+        assert!(matches!(err, Error::ConnectionReadTimeout));
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(2), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_is_a_read_timeout() {
+        let addr = server(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")).await;
+        let (response, _) = send(addr, options(1000, 1000, 200)).await.ok().unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first.as_ref(), b"abc");
+        let started = std::time::Instant::now();
+        let err = body.frame().await.unwrap().err().unwrap();
+        assert!(matches!(err, Error::ConnectionReadTimeout));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(body.frame().await.is_none(), "the body ends after the timeout");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_connection_refused() {
+        let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let err = send(addr, options(1000, 1000, 1000)).await.err().unwrap();
+        assert!(matches!(err, Error::ConnectionRefused));
+    }
+
+    /// A listener whose accept queue is full drops further SYNs, so connecting hangs.
+    #[tokio::test]
+    async fn a_connect_that_hangs_is_a_connection_timeout() {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Fill the queue (never accepted).
+        let mut fillers = vec![];
+        for _ in 0..4 {
+            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(100), tokio::net::TcpStream::connect(addr)).await {
+                fillers.push(s);
+            }
+        }
+        let started = std::time::Instant::now();
+        let err = send(addr, options(300, 5000, 5000)).await.err().unwrap();
+        assert!(matches!(err, Error::ConnectionTimeout));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn an_answer_passes_with_its_body() {
+        let addr = server(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")).await;
+        let (response, _) = send(addr, options(1000, 1000, 1000)).await.ok().unwrap();
+        let body = response.into_body().collect().await.ok().unwrap().to_bytes();
+        assert_eq!(body.as_ref(), b"ok");
+    }
+}
