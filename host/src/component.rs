@@ -401,7 +401,12 @@ fn compile_cached(engine: &Engine, wasm: &Path) -> anyhow::Result<Component> {
         h.finish()
     };
     let cache = wasm.with_extension(format!("{digest:016x}.cwasm"));
-    if let Ok(component) = unsafe { Component::deserialize_file(engine, &cache) } {
+    // SAFETY: the file is one this function serialized with the same engine settings, named by a
+    // digest of the component bytes and the host version; wasmtime checks its header and refuses
+    // another engine's or version's artifact.
+    #[allow(unsafe_code)]
+    let cached = unsafe { Component::deserialize_file(engine, &cache) };
+    if let Ok(component) = cached {
         return Ok(component);
     }
     let component = Component::from_binary(engine, &bytes).map_err(|e| anyhow!("{e:?}"))?;
