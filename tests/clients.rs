@@ -4,7 +4,8 @@
 //!
 //! Needs: `go` with minio-go v7 in GOPATH mode (Debian/Ubuntu:
 //! `apt-get install golang-go golang-github-minio-minio-go-v7-dev`), python3 with boto3, and the aws CLI
-//! (`pip install boto3 awscli`). A missing tool fails the test with what to install; nothing is skipped.
+//! (`pip install boto3 awscli`). `./test` installs them all; the Python tools go into `target/venv`,
+//! which these tests put first on PATH when it exists. A missing tool fails the test with what to install; nothing is skipped.
 
 mod common;
 
@@ -97,6 +98,8 @@ fn tempo_replay_binary() -> PathBuf {
 /// Run a client to completion; panic with its output unless it exits 0. Returns its stdout.
 async fn run_client(what: &str, mut cmd: tokio::process::Command) -> String {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    // python3 and aws from the test command's virtualenv, when it made one.
+    cmd.env("PATH", common::tools_path());
     let child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
     let out = match tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output()).await {
         Ok(out) => out.unwrap_or_else(|e| panic!("{what}: waiting for it: {e}")),
@@ -164,7 +167,7 @@ async fn minio_go_tempo_replay_anonymous() {
 }
 
 fn python_with_boto3() -> &'static str {
-    let ok = std::process::Command::new("python3")
+    let ok = common::tool("python3")
         .args(["-c", "import boto3"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -197,7 +200,7 @@ async fn boto3_flow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn awscli_flow() {
-    let aws = std::process::Command::new("aws").arg("--version").output();
+    let aws = common::tool("aws").arg("--version").output();
     assert!(
         matches!(&aws, Ok(o) if o.status.success()),
         "the aws CLI is needed (pip install awscli): `aws --version` gave {aws:?}"

@@ -163,3 +163,41 @@ fn spin_toml_grants_the_default_key_value_store() {
     assert!(stores.iter().any(|s| s.as_str() == Some("default")), "{stores:?}");
     assert!(include_str!("../src/lib.rs").contains("Store::open_default()"));
 }
+
+/// Every `tempo_s3_shard_*` metric name in a text, without histogram suffixes.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for piece in text.split("tempo_s3_shard_").skip(1) {
+        let name: String = piece.chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+        let name = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name).to_string();
+        names.insert(format!("tempo_s3_shard_{name}"));
+    }
+    names
+}
+
+/// deploy/otel-collector.yaml (Spin) makes only metrics the runner also serves, under the same names,
+/// and deploy/grafana-dashboard.json reads only those.
+#[test]
+fn collector_and_dashboard_use_the_runners_metric_names() {
+    use tempo_s3_shard_host::metrics::FAMILIES;
+    let known: BTreeSet<String> = FAMILIES.iter().map(|f| f.name.to_string()).collect();
+    let collector = std::fs::read_to_string(tempo_s3_shard_host::wasm::workspace_dir().join("deploy/otel-collector.yaml")).unwrap();
+    let parsed: serde_yaml::Value = serde_yaml::from_str(&collector).expect("deploy/otel-collector.yaml is YAML");
+    let made: Vec<String> = ["spans", "logs"]
+        .iter()
+        .flat_map(|signal| parsed["connectors"]["signaltometrics"][*signal].as_sequence().cloned().unwrap_or_default())
+        .map(|m| m["name"].as_str().expect("every metric has a name").to_string())
+        .collect();
+    assert!(made.len() >= 10, "{made:?}");
+    for name in &made {
+        assert!(known.contains(name), "the collector makes {name}, which the runner does not serve");
+    }
+    let dashboard = std::fs::read_to_string(tempo_s3_shard_host::wasm::workspace_dir().join("deploy/grafana-dashboard.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).expect("deploy/grafana-dashboard.json is JSON");
+    let exprs: Vec<&str> = json["panels"].as_array().unwrap().iter().flat_map(|p| p["targets"].as_array().unwrap()).map(|t| t["expr"].as_str().unwrap()).collect();
+    let used = metric_names(&exprs.join("\n"));
+    assert!(!used.is_empty());
+    for name in &used {
+        assert!(known.contains(name), "the dashboard reads {name}, which the runner does not serve");
+    }
+}

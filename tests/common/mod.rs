@@ -307,6 +307,31 @@ pub fn parse_response(buf: &[u8]) -> RawResponse {
     RawResponse { status, headers, body: body.to_string() }
 }
 
+/// The virtualenv the test command (`./test`) installs boto3, awscli and moto into.
+pub fn venv_bin() -> PathBuf {
+    std::env::var_os("TEMPO_S3_SHARD_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| wasm::workspace_dir().join("target/venv"))
+        .join("bin")
+}
+
+/// PATH for the client tools and moto: the virtualenv's `bin` first when it exists, so a plain
+/// `cargo test` uses what `./test` installed.
+pub fn tools_path() -> std::ffi::OsString {
+    let venv = venv_bin();
+    let mut dirs: Vec<PathBuf> = venv.is_dir().then_some(venv).into_iter().collect();
+    dirs.extend(std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default());
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+/// A command for a client tool (`python3`, `aws`, `bash` running a script that calls them), found on
+/// [`tools_path`].
+pub fn tool(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.env("PATH", tools_path());
+    cmd
+}
+
 /// A `moto_server` process (PyPI `moto[server]`) on a free loopback port, killed on drop.
 pub struct MotoServer {
     child: std::process::Child,
@@ -316,7 +341,7 @@ pub struct MotoServer {
 impl MotoServer {
     pub async fn start() -> MotoServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new("python3")
+        let child = tool("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
