@@ -123,6 +123,18 @@ impl S3Backend {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 
+    /// The Spin variables of a proxy in front of this backend over `buckets`, with the local
+    /// credentials for the backend and for its clients.
+    pub fn proxy_variables(&self, buckets: &[String]) -> std::collections::HashMap<String, String> {
+        std::collections::HashMap::from([
+            ("buckets".to_string(), buckets.join(",")),
+            ("endpoint".to_string(), self.endpoint()),
+            ("access_key_id".to_string(), LOCAL_ACCESS_KEY.to_string()),
+            ("secret_access_key".to_string(), LOCAL_SECRET_KEY.to_string()),
+            ("client_credentials".to_string(), format!("{LOCAL_ACCESS_KEY}:{LOCAL_SECRET_KEY}")),
+        ])
+    }
+
     /// Path of an object's file, for tests that check where the proxy put it.
     pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
         self.root.join(bucket).join(key)

@@ -117,13 +117,7 @@ impl Harness {
         adjust: impl FnOnce(ComponentHost) -> ComponentHost,
         pool: Pool,
     ) -> Harness {
-        let mut variables = HashMap::from([
-            ("buckets".to_string(), buckets.join(",")),
-            ("endpoint".to_string(), backend.endpoint()),
-            ("access_key_id".to_string(), LOCAL_ACCESS_KEY.to_string()),
-            ("secret_access_key".to_string(), LOCAL_SECRET_KEY.to_string()),
-            ("client_credentials".to_string(), format!("{LOCAL_ACCESS_KEY}:{LOCAL_SECRET_KEY}")),
-        ]);
+        let mut variables = backend.proxy_variables(&buckets);
         for (k, v) in vars {
             variables.insert(k.to_string(), v.to_string());
         }

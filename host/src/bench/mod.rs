@@ -25,13 +25,12 @@ use fixed::Fixed;
 use goals::Goal;
 use report::{LargeRow, ListRow, Row, SmallRow};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempo_s3_shard_core::ring::Ring;
-use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+use tempo_s3_shard_host::backends::{BackendOptions, S3Backend};
 use tempo_s3_shard_host::component::{self, Stats};
 use tempo_s3_shard_host::{wasm, ComponentHost};
 use wasmtime::Engine;
@@ -248,13 +247,7 @@ impl Bench {
         let opts = BackendOptions { latency, min_frame: Some(NETWORK_FRAME), ..BackendOptions::default() };
         let all: Vec<String> = buckets.iter().chain(extra).cloned().collect();
         let backend = S3Backend::start(&dir, &all, opts).await?;
-        let mut variables = HashMap::from([
-            ("buckets".to_string(), buckets.join(",")),
-            ("endpoint".to_string(), backend.endpoint()),
-            ("access_key_id".to_string(), LOCAL_ACCESS_KEY.to_string()),
-            ("secret_access_key".to_string(), LOCAL_SECRET_KEY.to_string()),
-            ("client_credentials".to_string(), format!("{LOCAL_ACCESS_KEY}:{LOCAL_SECRET_KEY}")),
-        ]);
+        let mut variables = backend.proxy_variables(buckets);
         if go_bin.is_some() {
             // As the Go proxy (which has no client authentication), and Tempo's setup with empty keys.
             variables.remove("client_credentials");
