@@ -76,3 +76,18 @@ fn the_table_has_at_least_150_cases() {
     assert!(all.len() >= 150, "only {} cases", all.len());
 }
 
+/// Asserts that the named cases ran (on `backend`) and agreed.
+#[track_caller]
+fn assert_cases_pass(backend: Backend, prefix: &str) {
+    let run = run(backend);
+    let matching: Vec<&case::CaseResult> = run.results.iter().filter(|r| r.name.starts_with(prefix)).collect();
+    assert!(!matching.is_empty(), "no case named {prefix}*");
+    let failed: Vec<&String> = matching.iter().filter_map(|r| r.failure.as_ref()).collect();
+    assert!(failed.is_empty(), "{}", failed.iter().map(|f| f.as_str()).collect::<Vec<_>>().join("\n"));
+}
+
+#[test]
+fn defect_2_checksum_mode_returns_full_object_checksums() {
+    assert_cases_pass(Backend::Moto, "checksum mode");
+}
+

@@ -63,6 +63,8 @@ const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "x-amz-tagging",
     "x-amz-tagging-directive",
     "x-amz-website-redirect-location",
+    // Conformance (issue 13): full-object checksums on HEAD/GET.
+    "x-amz-checksum-mode",
 ];
 
 /// Response headers a backend sends that the client must see unchanged.
@@ -290,5 +292,15 @@ mod tests {
                 ("content-encoding".to_string(), "gzip".to_string()),
             ]
         );
+    }
+
+    fn client(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn forwards_checksum_mode() {
+        let h = client(&[("x-amz-checksum-mode", "ENABLED")]);
+        assert_eq!(forward_request_headers(&h), h);
     }
 }
