@@ -91,3 +91,8 @@ fn defect_2_checksum_mode_returns_full_object_checksums() {
     assert_cases_pass(Backend::Moto, "checksum mode");
 }
 
+#[test]
+fn defect_4_content_encoding_comes_back_byte_for_byte() {
+    assert_cases_pass(Backend::Moto, "content-encoding list");
+}
+

@@ -110,19 +110,23 @@ pub fn forward_request_headers(client: &[(String, String)]) -> Vec<(String, Stri
             continue;
         }
         if lower == "content-encoding" {
-            let rest: Vec<&str> = value
-                .split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("aws-chunked"))
-                .collect();
-            if !rest.is_empty() {
-                out.push((lower, rest.join(",")));
-            }
+            out.extend(without_aws_chunked(value).map(|v| (lower, v)));
             continue;
         }
         out.push((lower, value.clone()));
     }
     out
+}
+
+/// A Content-Encoding without its `aws-chunked` token (the proxy decodes that framing), or None when
+/// nothing is left. A value without the token is kept byte for byte, as S3 stores it.
+fn without_aws_chunked(value: &str) -> Option<String> {
+    let tokens = value.split(',').map(str::trim);
+    if !tokens.clone().any(|v| v.eq_ignore_ascii_case("aws-chunked")) {
+        return Some(value.to_string());
+    }
+    let rest: Vec<&str> = tokens.filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("aws-chunked")).collect();
+    (!rest.is_empty()).then(|| rest.join(","))
 }
 
 /// The backend's response headers the client should receive, names lowercased.
@@ -292,6 +296,13 @@ mod tests {
                 ("content-encoding".to_string(), "gzip".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn content_encoding_without_aws_chunked_is_kept_byte_for_byte() {
+        assert_eq!(without_aws_chunked("deflate, gzip").as_deref(), Some("deflate, gzip"));
+        assert_eq!(without_aws_chunked("aws-chunked, deflate, gzip").as_deref(), Some("deflate,gzip"));
+        assert_eq!(without_aws_chunked("aws-chunked"), None);
     }
 
     fn client(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -35,7 +35,6 @@ fn on_obj(name: &str, req: Req) -> Case {
 
 /// Cases parked until a change outside this table lands: (case-name prefix, the change).
 const UNFIXED: &[(&str, &str)] = &[
-    ("content-encoding list", "issue 13 defect 4: Content-Encoding is re-joined"),
     ("multipart create with checksum algorithm", "issue 13 defects 3 and 5"),
     ("multipart create", "issue 13 defect 5: multipart answers name the shard bucket"),
     ("multipart list parts", "issue 13 defect 5: multipart answers name the shard bucket"),
