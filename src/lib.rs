@@ -18,7 +18,7 @@ use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket,
 use tempo_s3_shard_core::route::RequestParts;
 use tempo_s3_shard_core::copy::StreamedCopy;
 use tempo_s3_shard_core::admin::{self, AccessLog};
-use tempo_s3_shard_core::{delete, listing::Merger, uploads::UploadsMerger, xml, ErrorCode, S3Error};
+use tempo_s3_shard_core::{delete, listing::Merger, rewrite, uploads::UploadsMerger, xml, ErrorCode, S3Error};
 
 /// What the component answers with: a reply it built, or a backend response it streams through.
 enum Answer {
@@ -57,7 +57,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 Ok(answer) => answer,
                 Err(err) => {
                     log.error = Some(format!("{}: {}", err.code.as_str(), err.message));
-                    Answer::Reply(Reply::error(&err, &request_id))
+                    Answer::Reply(Reply::error(&proxy.scrub_error(err), &request_id))
                 }
             }
         }
@@ -101,7 +101,11 @@ async fn serve(proxy: &Proxy, parts: &RequestParts, target: Target, req: Incomin
     let payload = proxy.authenticate(parts, now)?;
     match proxy.plan_target(parts, target, payload, now)? {
         Plan::Reply(reply) => Ok(Answer::Reply(reply)),
-        Plan::Forward(fwd) => forward(proxy, fwd, req, now).await,
+        Plan::Forward(fwd) => {
+            let https = matches!(req.scheme(), Some(Scheme::Https));
+            let origin = rewrite::proxy_origin(parts.header("host").unwrap_or_default(), https, parts.header("x-forwarded-proto"));
+            forward(proxy, fwd, req, &origin, now).await
+        }
         Plan::List(merger) => list(proxy, *merger, now).await.map(Answer::Reply),
         Plan::ListUploads(merger) => list_uploads(proxy, *merger, now).await.map(Answer::Reply),
         Plan::DeleteObjects(body) => delete_objects(proxy, parts, body, req, now).await.map(Answer::Reply),
@@ -191,7 +195,7 @@ async fn delete_objects(
 
 /// One call to the owning shard, with the request body streamed (or replayed once if the backend
 /// bucket had to be created first).
-async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) -> Result<Answer, S3Error> {
+async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, origin: &str, now: u64) -> Result<Answer, S3Error> {
     let Forward { op, shard, request, body, mut fallback, also } = fwd;
     let mut body = match body {
         Body::Empty => Outbound::Bytes(Vec::new()),
@@ -223,6 +227,10 @@ async fn forward(proxy: &Proxy, fwd: Forward, req: IncomingRequest, now: u64) ->
                 delete_also(also).await?;
             }
             let headers = backend::forward_response_headers(&header_list(&response.headers()));
+            if rewrite::names_the_bucket(&op) {
+                let body = read_bounded(&response, rewrite::MAX_REWRITTEN_BODY).await;
+                return Ok(Answer::Reply(Reply { status, headers, body: proxy.multipart_answer(&op, &body, origin) }));
+            }
             return Ok(Answer::Stream { status, headers, response });
         }
         let err = proxy::backend_error(status, &read_bounded(&response, proxy::MAX_ERROR_BODY).await);

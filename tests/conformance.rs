@@ -9,12 +9,10 @@
 
 mod common;
 #[path = "conformance/case.rs"]
-#[allow(dead_code)] // what the leak scan reads comes with the multipart rewrite
 mod case;
 #[path = "conformance/cases.rs"]
 mod cases;
 #[path = "conformance/wire.rs"]
-#[allow(dead_code)]
 mod wire;
 
 use case::{Backend, Run};
@@ -76,6 +74,34 @@ fn the_table_has_at_least_150_cases() {
     assert!(all.len() >= 150, "only {} cases", all.len());
 }
 
+#[test]
+fn no_proxied_answer_reveals_a_shard_bucket_or_backend_endpoint() {
+    for backend in [Backend::Moto, Backend::S3sFs] {
+        let run = run(backend);
+        let forbidden: Vec<String> = SHARDS.iter().map(|s| s.to_string()).chain([run.backend_authority.clone()]).collect();
+        let mut leaks = vec![];
+        let mut scanned = 0;
+        for r in &run.results {
+            for answer in &r.proxied {
+                scanned += 1;
+                let text = answer.full_text();
+                for f in &forbidden {
+                    if text.contains(f.as_str()) {
+                        leaks.push(format!("{backend:?} {}: reveals {f:?} in\n{text}", r.name));
+                    }
+                }
+                for location in wire::element_values(&answer.body_text(), "Location") {
+                    if !location.starts_with(&format!("http://{}/{}/", run.proxy_authority, common::VIRTUAL_BUCKET)) {
+                        leaks.push(format!("{backend:?} {}: <Location> {location:?} is not under the proxy", r.name));
+                    }
+                }
+            }
+        }
+        assert!(scanned > 150, "only {scanned} answers scanned");
+        assert!(leaks.is_empty(), "{}", leaks.join("\n\n"));
+    }
+}
+
 /// Asserts that the named cases ran (on `backend`) and agreed.
 #[track_caller]
 fn assert_cases_pass(backend: Backend, prefix: &str) {
@@ -94,5 +120,14 @@ fn defect_2_checksum_mode_returns_full_object_checksums() {
 #[test]
 fn defect_4_content_encoding_comes_back_byte_for_byte() {
     assert_cases_pass(Backend::Moto, "content-encoding list");
+}
+
+#[test]
+fn defect_5_multipart_answers_name_the_virtual_bucket() {
+    assert_cases_pass(Backend::Moto, "multipart create");
+    assert_cases_pass(Backend::Moto, "multipart list parts");
+    assert_cases_pass(Backend::Moto, "multipart complete");
+    assert_cases_pass(Backend::S3sFs, "multipart create");
+    assert_cases_pass(Backend::S3sFs, "multipart complete");
 }
 

@@ -13,6 +13,7 @@ pub mod delete;
 pub mod error;
 pub mod listing;
 pub mod proxy;
+pub mod rewrite;
 pub mod ring;
 pub mod route;
 pub mod sigv4;
