@@ -118,6 +118,11 @@ fn defect_2_checksum_mode_returns_full_object_checksums() {
 }
 
 #[test]
+fn defect_3_create_multipart_upload_returns_its_checksum_algorithm() {
+    assert_cases_pass(Backend::Moto, "multipart create with checksum algorithm");
+}
+
+#[test]
 fn defect_4_content_encoding_comes_back_byte_for_byte() {
     assert_cases_pass(Backend::Moto, "content-encoding list");
 }

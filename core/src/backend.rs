@@ -94,6 +94,8 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
     "x-amz-tagging-count",
     "x-amz-version-id",
     "x-amz-website-redirect-location",
+    // Conformance (issue 13): the algorithm a CreateMultipartUpload was started with.
+    "x-amz-checksum-algorithm",
 ];
 
 fn is_user_metadata(name: &str) -> bool {
@@ -313,5 +315,11 @@ mod tests {
     fn forwards_checksum_mode() {
         let h = client(&[("x-amz-checksum-mode", "ENABLED")]);
         assert_eq!(forward_request_headers(&h), h);
+    }
+
+    #[test]
+    fn returns_the_checksum_algorithm() {
+        let backend = client(&[("x-amz-checksum-algorithm", "CRC32")]);
+        assert_eq!(forward_response_headers(&backend), backend);
     }
 }

@@ -35,7 +35,6 @@ fn on_obj(name: &str, req: Req) -> Case {
 
 /// Cases parked until a change outside this table lands: (case-name prefix, the change).
 const UNFIXED: &[(&str, &str)] = &[
-    ("multipart create with checksum algorithm", "issue 13 defect 3: x-amz-checksum-algorithm is not returned"),
     ("copy part range same shard: beyond the size", "issue 13 defect 6: copy-source ranges are not checked"),
     ("copy part range same shard: starting beyond the size", "issue 13 defect 6: copy-source ranges are not checked"),
     ("copy part range same shard: malformed", "issue 13 defect 6: copy-source ranges are not checked"),
