@@ -130,6 +130,7 @@ async fn health(proxy: &Proxy, now: u64) -> Reply {
 async fn streamed_copy(proxy: &Proxy, copy: &StreamedCopy, now: u64) -> Result<Reply, S3Error> {
     let (source, _) = send(&copy.get, Outbound::Bytes(Vec::new())).await?;
     let status = source.status();
+    copy.check_source(status, &header_list(&source.headers()))?;
     if !(200..300).contains(&status) {
         let body = read_bounded(&source, proxy::MAX_ERROR_BODY).await;
         return Err(proxy::copy_source_error(status, &body));

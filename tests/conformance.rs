@@ -136,3 +136,8 @@ fn defect_5_multipart_answers_name_the_virtual_bucket() {
     assert_cases_pass(Backend::S3sFs, "multipart complete");
 }
 
+#[test]
+fn defect_6_copy_part_ranges_are_validated_as_on_s3() {
+    assert_cases_pass(Backend::Moto, "copy part range");
+}
+

@@ -2,6 +2,7 @@
 //! destination share a shard, otherwise a streamed GET from one shard into a PUT on the other.
 
 use crate::backend::{self, BackendRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::checks::CopyRange;
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::proxy::Proxy;
 use crate::route::{header, Operation, RequestParts, Route};
@@ -61,6 +62,8 @@ pub struct StreamedCopy {
     query: Vec<(String, String)>,
     /// The client's headers (for REPLACE directives).
     client_headers: Vec<(String, String)>,
+    /// The checked `x-amz-copy-source-range` of an UploadPartCopy.
+    pub range: Option<CopyRange>,
 }
 
 /// Source-object headers carried over by a copy with the COPY metadata directive.
@@ -83,7 +86,13 @@ impl Proxy {
             ));
         }
 
-        if src_shard == dst_shard {
+        // S3 checks a part copy's range itself; a range is checked against the source's size on
+        // the streamed path (also within one shard), as backends may copy a shorter range instead.
+        let range = match header(&parts.headers, "x-amz-copy-source-range").filter(|_| is_part) {
+            Some(value) => Some(CopyRange::parse(value)?),
+            None => None,
+        };
+        if src_shard == dst_shard && range.is_none() {
             let mut headers = backend::forward_request_headers(&parts.headers);
             let mut source = format!("/{}/{}", self.cfg.buckets[src_shard], sigv4::uri_encode(&src.key, false));
             if let Some(v) = &src.version_id {
@@ -115,10 +124,8 @@ impl Proxy {
                 get_headers.push((plain.to_string(), v.to_string()));
             }
         }
-        if is_part {
-            if let Some(range) = header(&parts.headers, "x-amz-copy-source-range") {
-                get_headers.push(("range".into(), range.to_string()));
-            }
+        if let Some(range) = &range {
+            get_headers.push(("range".into(), range.range_header()));
         }
         let get_query: Vec<(String, String)> =
             src.version_id.iter().map(|v| ("versionId".to_string(), v.clone())).collect();
@@ -140,6 +147,7 @@ impl Proxy {
             source: (self.cfg.buckets[src_shard].clone(), src),
             query: route.query.clone(),
             client_headers: parts.headers.clone(),
+            range,
         }))
     }
 }
@@ -193,6 +201,12 @@ impl StreamedCopy {
             now_unix,
         );
         Ok((request, length))
+    }
+
+    /// Check the source GET's answer against the part copy's range: a range beyond the source is
+    /// S3's 400 InvalidArgument (whatever the backend made of it). Call before looking at the status.
+    pub fn check_source(&self, status: u16, source_headers: &[(String, String)]) -> S3Result<()> {
+        self.range.map_or(Ok(()), |r| r.check_source(status, source_headers))
     }
 
     /// The `?tagging` GET that reads the source's tags (needed when it has some and tags are copied).
@@ -307,6 +321,18 @@ mod tests {
         assert_eq!(header(&put.headers, "content-type"), Some("app/y"));
         assert_eq!(header(&put.headers, "x-amz-meta-a"), None);
         assert!(c.result_xml(&[("etag".into(), "\"x\"".into())], 0).contains("<ETag>&quot;x&quot;</ETag>"));
+    }
+
+    #[test]
+    fn part_copy_ranges_are_checked_and_always_streamed() {
+        let part = "t/b/new?partNumber=1&uploadId=u";
+        assert_eq!(copy(part, "/proxy-bucket/t/b/old", &[("x-amz-copy-source-range", "bytes=x-y")]).unwrap_err().code, ErrorCode::InvalidArgument);
+        let plan = copy(part, "/proxy-bucket/t/b/old", &[("x-amz-copy-source-range", "bytes=2-5")]).unwrap();
+        let CopyPlan::Streamed(c) = plan else { panic!("a ranged part copy streams, to check the range") };
+        assert_eq!(header(&c.get.headers, "range"), Some("bytes=2-5"));
+        assert!(c.check_source(206, &[("content-range".into(), "bytes 2-3/4".into())]).is_err());
+        assert!(c.check_source(206, &[("content-range".into(), "bytes 2-5/9".into())]).is_ok());
+        assert!(matches!(copy(part, "/proxy-bucket/t/b/old", &[]).unwrap(), CopyPlan::ServerSide { .. }));
     }
 
     #[test]

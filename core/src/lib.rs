@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod checks;
 pub mod checksum;
 pub mod chunked;
 pub mod config;

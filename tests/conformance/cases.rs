@@ -35,16 +35,6 @@ fn on_obj(name: &str, req: Req) -> Case {
 
 /// Cases parked until a change outside this table lands: (case-name prefix, the change).
 const UNFIXED: &[(&str, &str)] = &[
-    ("copy part range same shard: beyond the size", "issue 13 defect 6: copy-source ranges are not checked"),
-    ("copy part range same shard: starting beyond the size", "issue 13 defect 6: copy-source ranges are not checked"),
-    ("copy part range same shard: malformed", "issue 13 defect 6: copy-source ranges are not checked"),
-    ("copy part range same shard: reversed", "issue 13 defect 6: copy-source ranges are not checked"),
-    ("copy part range same shard: open ended", "issue 13 defect 6: copy-source ranges are not checked"),
-    ("copy part range across shards: beyond the size", "issue 13 defect 6: copy-source ranges are not checked"),
-    ("copy part range across shards: starting beyond the size", "issue 13 defect 6: copy-source ranges are not checked"),
-    ("copy part range across shards: malformed", "issue 13 defect 6: copy-source ranges are not checked"),
-    ("copy part range across shards: reversed", "issue 13 defect 6: copy-source ranges are not checked"),
-    ("copy part range across shards: open ended", "issue 13 defect 6: copy-source ranges are not checked"),
     ("transfer-encoding chunked", "issue 13 defect 8: chunked uploads get 411"),
     ("copy same shard: unknown", "copy directives are not checked within one shard"),
     ("copy across shards: source if-", "copy-source conditions are left to the backend's GET"),

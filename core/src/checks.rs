@@ -1,0 +1,99 @@
+//! Request checks S3 makes whatever the backend would do: copy-source ranges of UploadPartCopy.
+
+use crate::error::{S3Error, S3Result};
+use crate::route::header;
+
+/// A checked `x-amz-copy-source-range`: the zero-based offsets of the first and last byte to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyRange {
+    pub first: u64,
+    pub last: u64,
+}
+
+impl CopyRange {
+    /// Parse `bytes=first-last` exactly as S3 accepts it (one range, both offsets, first <= last);
+    /// anything else is S3's 400 InvalidArgument.
+    pub fn parse(value: &str) -> S3Result<CopyRange> {
+        let malformed = || {
+            S3Error::invalid_argument(
+                "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+            )
+        };
+        let spec = value.trim().strip_prefix("bytes=").ok_or_else(malformed)?;
+        let (first, last) = spec.split_once('-').ok_or_else(malformed)?;
+        let number = |s: &str| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u64>().ok()).flatten().ok_or_else(malformed)
+        };
+        let (first, last) = (number(first)?, number(last)?);
+        if first > last {
+            return Err(malformed());
+        }
+        Ok(CopyRange { first, last })
+    }
+
+    /// The `Range` header that reads this range from the source.
+    pub fn range_header(&self) -> String {
+        format!("bytes={}-{}", self.first, self.last)
+    }
+
+    /// S3's answer when the range does not fit a source of `size` bytes (400 InvalidArgument, as
+    /// S3 itself answers UploadPartCopy).
+    pub fn check_size(&self, size: u64) -> S3Result<()> {
+        if self.last < size {
+            return Ok(());
+        }
+        Err(S3Error::invalid_argument(format!("Range specified is not valid for source object of size: {size}")))
+    }
+
+    /// Check the range against the source GET's answer (`status`, headers): the size comes from its
+    /// `Content-Range` (`bytes a-b/size` or, for a 416, `bytes */size`), or its length for a 200.
+    /// Other statuses are not about the range and pass.
+    pub fn check_source(&self, status: u16, headers: &[(String, String)]) -> S3Result<()> {
+        let total = header(headers, "content-range").and_then(|v| v.rsplit('/').next()).and_then(|t| t.trim().parse::<u64>().ok());
+        let size = match status {
+            206 | 416 => total,
+            200 => header(headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok()),
+            _ => return Ok(()),
+        };
+        match size {
+            Some(size) => self.check_size(size),
+            // A 416 without a size: the range starts beyond the source, whatever its size.
+            None if status == 416 => Err(S3Error::invalid_argument("Range specified is not valid for the source object's size")),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn copy_ranges_parse_as_on_s3() {
+        assert_eq!(CopyRange::parse("bytes=0-4").unwrap(), CopyRange { first: 0, last: 4 });
+        assert_eq!(CopyRange::parse("bytes=7-7").unwrap().range_header(), "bytes=7-7");
+        for bad in ["bytes=x-y", "bytes=5-2", "bytes=2-", "bytes=-3", "0-4", "bytes=0-1,3-4", "bytes=+1-2", "bytes=0-99999999999999999999", ""] {
+            assert_eq!(CopyRange::parse(bad).unwrap_err().code, ErrorCode::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn copy_ranges_must_fit_the_source() {
+        let r = CopyRange::parse("bytes=5-10").unwrap();
+        assert!(r.check_size(11).is_ok());
+        let err = r.check_size(10).unwrap_err();
+        assert_eq!((err.code.clone(), err.status()), (ErrorCode::InvalidArgument, 400));
+        assert!(err.message.contains("size: 10"));
+        assert!(r.check_source(206, &h(&[("Content-Range", "bytes 5-9/10")])).is_err());
+        assert!(r.check_source(206, &h(&[("Content-Range", "bytes 5-10/20")])).is_ok());
+        assert!(r.check_source(416, &h(&[("Content-Range", "bytes */3")])).is_err());
+        assert!(r.check_source(416, &[]).is_err());
+        assert!(r.check_source(200, &h(&[("Content-Length", "8")])).is_err());
+        assert!(r.check_source(404, &[]).is_ok());
+    }
+}
