@@ -141,3 +141,12 @@ fn defect_6_copy_part_ranges_are_validated_as_on_s3() {
     assert_cases_pass(Backend::Moto, "copy part range");
 }
 
+/// moto 5.2.1 applies If-Match on DeleteObject but ignores the size and time conditions (and all
+/// of them per object in DeleteObjects), so these cases cannot fail without the fix;
+/// `backend::tests::forwards_delete_conditions` and `xml::tests::delete_objects_request` do.
+#[test]
+fn defect_7_delete_conditions_are_forwarded() {
+    assert_cases_pass(Backend::Moto, "delete conditional");
+    assert_cases_pass(Backend::Moto, "batch delete conditional");
+}
+

@@ -65,6 +65,9 @@ const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "x-amz-website-redirect-location",
     // Conformance (issue 13): full-object checksums on HEAD/GET.
     "x-amz-checksum-mode",
+    // Conformance (issue 13): the newer DeleteObject conditions.
+    "x-amz-if-match-last-modified-time",
+    "x-amz-if-match-size",
 ];
 
 /// Response headers a backend sends that the client must see unchanged.
@@ -321,5 +324,15 @@ mod tests {
     fn returns_the_checksum_algorithm() {
         let backend = client(&[("x-amz-checksum-algorithm", "CRC32")]);
         assert_eq!(forward_response_headers(&backend), backend);
+    }
+
+    #[test]
+    fn forwards_delete_conditions() {
+        let h = client(&[
+            ("if-match", "\"e\""),
+            ("x-amz-if-match-last-modified-time", "Tue, 01 Dec 2026 18:36:45 GMT"),
+            ("x-amz-if-match-size", "5"),
+        ]);
+        assert_eq!(forward_request_headers(&h), h);
     }
 }

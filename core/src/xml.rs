@@ -64,10 +64,15 @@ pub struct UploadsPage {
 }
 
 /// One `<Object>` of a DeleteObjects request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectIdentifier {
     pub key: String,
     pub version_id: Option<String>,
+    /// Delete only if the object still has this ETag, LastModifiedTime or Size (the conditional
+    /// elements of `<Object>`), passed on to the backend as written.
+    pub etag: Option<String>,
+    pub last_modified_time: Option<String>,
+    pub size: Option<String>,
 }
 
 /// A parsed DeleteObjects request body.
@@ -389,8 +394,10 @@ pub fn delete_objects_body(objects: &[ObjectIdentifier], quiet: bool) -> String 
     for o in objects {
         out.push_str("<Object>");
         elem(&mut out, "Key", &o.key);
-        if let Some(v) = &o.version_id {
-            elem(&mut out, "VersionId", v);
+        for (name, value) in [("VersionId", &o.version_id), ("ETag", &o.etag), ("LastModifiedTime", &o.last_modified_time), ("Size", &o.size)] {
+            if let Some(v) = value {
+                elem(&mut out, name, v);
+            }
         }
         out.push_str("</Object>");
     }
@@ -675,7 +682,13 @@ pub fn parse_delete_objects(body: &[u8]) -> Result<DeleteRequest, S3Error> {
     let mut objects = Vec::new();
     for o in root.all("Object") {
         let key = o.text_of("Key").ok_or_else(malformed_xml)?.to_string();
-        objects.push(ObjectIdentifier { key, version_id: o.opt("VersionId") });
+        objects.push(ObjectIdentifier {
+            key,
+            version_id: o.opt("VersionId"),
+            etag: o.opt("ETag"),
+            last_modified_time: o.opt("LastModifiedTime"),
+            size: o.opt("Size"),
+        });
     }
     if objects.is_empty() || objects.len() > MAX_DELETE_OBJECTS {
         return Err(malformed_xml());
@@ -956,12 +969,17 @@ mod tests {
         assert_eq!(
             req.objects,
             vec![
-                ObjectIdentifier { key: " spaced key ".into(), version_id: None },
-                ObjectIdentifier { key: "v".into(), version_id: Some("123".into()) },
+                ObjectIdentifier { key: " spaced key ".into(), ..Default::default() },
+                ObjectIdentifier { key: "v".into(), version_id: Some("123".into()), ..Default::default() },
             ]
         );
         let sent = delete_objects_body(&req.objects, true);
         assert_eq!(parse_delete_objects(sent.as_bytes()).unwrap(), req);
+        let conditional = br#"<Delete><Object><Key>k</Key><ETag>"e"</ETag><LastModifiedTime>2026-01-01T00:00:00.000Z</LastModifiedTime><Size>5</Size></Object></Delete>"#;
+        let conditions = parse_delete_objects(conditional).unwrap().objects;
+        assert_eq!(conditions[0].etag.as_deref(), Some("\"e\""));
+        assert_eq!(conditions[0].size.as_deref(), Some("5"));
+        assert_eq!(parse_delete_objects(delete_objects_body(&conditions, false).as_bytes()).unwrap().objects, conditions);
         let not_quiet = parse_delete_objects(delete_objects_body(&req.objects, false).as_bytes()).unwrap();
         assert!(!not_quiet.quiet);
 
