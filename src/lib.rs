@@ -18,7 +18,7 @@ use tempo_s3_shard_core::proxy::{self, Body, BodyFilter, Forward, MissingBucket,
 use tempo_s3_shard_core::route::RequestParts;
 use tempo_s3_shard_core::copy::StreamedCopy;
 use tempo_s3_shard_core::admin::{self, AccessLog};
-use tempo_s3_shard_core::{delete, listing::Merger, rewrite, uploads::UploadsMerger, xml, ErrorCode, S3Error};
+use tempo_s3_shard_core::{checks, delete, listing::Merger, rewrite, uploads::UploadsMerger, xml, ErrorCode, S3Error};
 
 /// What the component answers with: a reply it built, or a backend response it streams through.
 enum Answer {
@@ -99,7 +99,13 @@ fn save_ring_tables(proxy: &Proxy, store: &Store) {
 
 async fn serve(proxy: &Proxy, parts: &RequestParts, target: Target, req: IncomingRequest, now: u64) -> Result<Answer, S3Error> {
     let payload = proxy.authenticate(parts, now)?;
-    match proxy.plan_target(parts, target, payload, now)? {
+    let plan = match proxy.plan_target(parts, target, payload, now) {
+        Err(err) if err.code == ErrorCode::MissingContentLength => {
+            return Err(checks::missing_length(err, body_arrives(req).await));
+        }
+        plan => plan?,
+    };
+    match plan {
         Plan::Reply(reply) => Ok(Answer::Reply(reply)),
         Plan::Forward(fwd) => {
             let https = matches!(req.scheme(), Some(Scheme::Https));
@@ -112,6 +118,17 @@ async fn serve(proxy: &Proxy, parts: &RequestParts, target: Target, req: Incomin
         Plan::StreamedCopy(copy) => streamed_copy(proxy, &copy, now).await.map(Answer::Reply),
         Plan::Health => Ok(Answer::Reply(health(proxy, now).await)),
     }
+}
+
+/// Whether any body bytes arrive (for a request that declared no length).
+async fn body_arrives(req: IncomingRequest) -> bool {
+    let mut stream = body::incoming(req.consume().ok());
+    while let Some(Ok(chunk)) = stream.next().await {
+        if !chunk.is_empty() {
+            return true;
+        }
+    }
+    false
 }
 
 /// The operator health check: every backend bucket asked at once.

@@ -150,3 +150,8 @@ fn defect_7_delete_conditions_are_forwarded() {
     assert_cases_pass(Backend::Moto, "batch delete conditional");
 }
 
+#[test]
+fn defect_8_chunked_transfer_encoding_is_not_implemented() {
+    assert_cases_pass(Backend::Moto, "transfer-encoding chunked");
+    assert_cases_pass(Backend::S3sFs, "transfer-encoding chunked");
+}

@@ -1,6 +1,7 @@
-//! Request checks S3 makes whatever the backend would do: copy-source ranges of UploadPartCopy.
+//! Request checks S3 makes whatever the backend would do: copy-source ranges, and HTTP transfer
+//! encodings S3 does not implement.
 
-use crate::error::{S3Error, S3Result};
+use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::route::header;
 
 /// A checked `x-amz-copy-source-range`: the zero-based offsets of the first and last byte to copy.
@@ -64,10 +65,33 @@ impl CopyRange {
     }
 }
 
+/// S3 answers a body sent with `Transfer-Encoding: chunked` and no Content-Length with 501
+/// NotImplemented (it needs every length up front); refuse it the same way before any backend is asked.
+pub fn transfer_encoding(headers: &[(String, String)]) -> S3Result<()> {
+    let chunked = header(headers, "transfer-encoding").is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("chunked")));
+    if chunked && header(headers, "content-length").is_none() {
+        return Err(missing_length(S3Error::new(ErrorCode::MissingContentLength, ""), true));
+    }
+    Ok(())
+}
+
+/// The error for a write that came without any length. WASI hosts (Spin, wasmtime) hide the
+/// `Transfer-Encoding` header from the component, so the adapter tells whether body bytes arrived
+/// anyway: over HTTP/1.1 that is only possible with `Transfer-Encoding: chunked`, which S3 answers
+/// with 501 NotImplemented (see [`transfer_encoding`]); no body at all is 411 MissingContentLength.
+pub fn missing_length(err: S3Error, body_arrived: bool) -> S3Error {
+    if err.code != ErrorCode::MissingContentLength || !body_arrived {
+        return err;
+    }
+    S3Error::new(
+        ErrorCode::NotImplemented,
+        "A header you provided implies functionality that is not implemented: Transfer-Encoding: chunked; send a Content-Length (or an aws-chunked body with x-amz-decoded-content-length)",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -95,5 +119,17 @@ mod tests {
         assert!(r.check_source(416, &[]).is_err());
         assert!(r.check_source(200, &h(&[("Content-Length", "8")])).is_err());
         assert!(r.check_source(404, &[]).is_ok());
+    }
+
+    #[test]
+    fn chunked_transfer_without_length_is_not_implemented() {
+        let err = transfer_encoding(&h(&[("Transfer-Encoding", "chunked")])).unwrap_err();
+        assert_eq!((err.code.clone(), err.status()), (ErrorCode::NotImplemented, 501));
+        assert!(transfer_encoding(&h(&[("Transfer-Encoding", "chunked"), ("Content-Length", "5")])).is_ok());
+        assert!(transfer_encoding(&h(&[("Content-Length", "5")])).is_ok());
+        let missing = || S3Error::new(ErrorCode::MissingContentLength, "m");
+        assert_eq!(missing_length(missing(), true).code, ErrorCode::NotImplemented);
+        assert_eq!(missing_length(missing(), false).code, ErrorCode::MissingContentLength);
+        assert_eq!(missing_length(S3Error::internal("x"), true).code, ErrorCode::InternalError);
     }
 }

@@ -412,6 +412,7 @@ fn request_body(op: &Operation, parts: &RequestParts, payload: PayloadMode) -> S
     if !takes_body {
         return Ok(Body::Empty);
     }
+    crate::checks::transfer_encoding(&parts.headers)?;
     let streaming = match &payload {
         PayloadMode::StreamingSigned(_)
         | PayloadMode::StreamingSignedTrailer(_)
