@@ -76,6 +76,9 @@ impl Proxy {
         let dst_key = route.op.key().unwrap_or_default().to_string();
         let source_header = header(&parts.headers, "x-amz-copy-source").unwrap_or_default();
         let src = parse_source(source_header, &self.cfg.virtual_bucket)?;
+        // Bad directives are S3's 400 on every path, whatever a backend would make of them.
+        directive(&parts.headers, "x-amz-metadata-directive")?;
+        directive(&parts.headers, "x-amz-tagging-directive")?;
         let src_shard = self.ring.owner_index(&src.key);
         let dst_shard = self.ring.owner_index(&dst_key);
         let is_part = matches!(route.op, Operation::UploadPartCopy { .. });

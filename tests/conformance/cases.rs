@@ -35,7 +35,6 @@ fn on_obj(name: &str, req: Req) -> Case {
 
 /// Cases parked until a change outside this table lands: (case-name prefix, the change).
 const UNFIXED: &[(&str, &str)] = &[
-    ("copy same shard: unknown", "copy directives are not checked within one shard"),
     ("copy across shards: source if-", "copy-source conditions are left to the backend's GET"),
 ];
 
