@@ -208,8 +208,16 @@ impl StreamedCopy {
 
     /// Check the source GET's answer against the part copy's range: a range beyond the source is
     /// S3's 400 InvalidArgument (whatever the backend made of it). Call before looking at the status.
+    /// The copy-source conditions are evaluated here too, against the source's ETag and
+    /// Last-Modified, for backends that ignore conditions on GET.
     pub fn check_source(&self, status: u16, source_headers: &[(String, String)]) -> S3Result<()> {
-        self.range.map_or(Ok(()), |r| r.check_source(status, source_headers))
+        if let Some(range) = self.range {
+            range.check_source(status, source_headers)?;
+        }
+        if (200..300).contains(&status) {
+            crate::checks::copy_source_conditions(&self.client_headers, source_headers)?;
+        }
+        Ok(())
     }
 
     /// The `?tagging` GET that reads the source's tags (needed when it has some and tags are copied).

@@ -34,9 +34,7 @@ fn on_obj(name: &str, req: Req) -> Case {
 }
 
 /// Cases parked until a change outside this table lands: (case-name prefix, the change).
-const UNFIXED: &[(&str, &str)] = &[
-    ("copy across shards: source if-", "copy-source conditions are left to the backend's GET"),
-];
+const UNFIXED: &[(&str, &str)] = &[];
 
 /// Every case, in table order.
 pub fn all() -> Vec<Case> {
