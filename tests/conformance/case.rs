@@ -385,7 +385,8 @@ async fn send(req: &Req, side: &Side, vars: &HashMap<String, String>) -> Answer 
     wire::exchange(side.addr, req.method, &target, &headers, body).await
 }
 
-/// Headers compared on successful answers (plus every `x-amz-meta-*`).
+/// Headers compared on successful answers (plus every `x-amz-meta-*`). Written out here, not taken
+/// from the proxy's forwarded-header lists: the suite must notice a header the proxy stops passing on.
 const COMPARED_HEADERS: &[&str] = &[
     "accept-ranges",
     "cache-control",
