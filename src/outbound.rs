@@ -72,10 +72,15 @@ pub fn send(outgoing: OutgoingRequest, request: &BackendRequest) -> impl Future<
     })
 }
 
-/// The request options for `request`'s timeouts (none set: the runtime's defaults).
+/// The request options for `request`'s timeouts (connect, first byte, between body bytes).
 fn options(request: &BackendRequest) -> Option<RequestOptions> {
-    let _ = request;
-    None
+    let options = RequestOptions::new();
+    let ns = |ms: u64| Some(ms.saturating_mul(1_000_000));
+    let t = request.timeouts;
+    let set = [options.set_connect_timeout(ns(t.connect_ms)), options.set_first_byte_timeout(ns(t.first_byte_ms)), options.set_between_bytes_timeout(ns(t.idle_ms))];
+    // A runtime that refuses an option (it does not support it) still gets the others.
+    let _ = set;
+    Some(options)
 }
 
 fn transport_error(code: &ErrorCode) -> TransportError {

@@ -77,6 +77,11 @@ const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "x-amz-copy-source-server-side-encryption-customer-algorithm",
     "x-amz-copy-source-server-side-encryption-customer-key",
     "x-amz-copy-source-server-side-encryption-customer-key-md5",
+    // Conformance (issue 13): full-object checksums on HEAD/GET.
+    "x-amz-checksum-mode",
+    // Conformance (issue 13): the newer DeleteObject conditions.
+    "x-amz-if-match-last-modified-time",
+    "x-amz-if-match-size",
 ];
 
 /// Response headers a backend sends that the client must see unchanged.
@@ -113,6 +118,8 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
     "x-amz-server-side-encryption-bucket-key-enabled",
     "x-amz-server-side-encryption-customer-algorithm",
     "x-amz-server-side-encryption-customer-key-md5",
+    // Conformance (issue 13): the algorithm a CreateMultipartUpload was started with.
+    "x-amz-checksum-algorithm",
 ];
 
 fn is_user_metadata(name: &str) -> bool {
@@ -129,19 +136,23 @@ pub fn forward_request_headers(client: &[(String, String)]) -> Vec<(String, Stri
             continue;
         }
         if lower == "content-encoding" {
-            let rest: Vec<&str> = value
-                .split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("aws-chunked"))
-                .collect();
-            if !rest.is_empty() {
-                out.push((lower, rest.join(",")));
-            }
+            out.extend(without_aws_chunked(value).map(|v| (lower, v)));
             continue;
         }
         out.push((lower, value.clone()));
     }
     out
+}
+
+/// A Content-Encoding without its `aws-chunked` token (the proxy decodes that framing), or None when
+/// nothing is left. A value without the token is kept byte for byte, as S3 stores it.
+fn without_aws_chunked(value: &str) -> Option<String> {
+    let tokens = value.split(',').map(str::trim);
+    if !tokens.clone().any(|v| v.eq_ignore_ascii_case("aws-chunked")) {
+        return Some(value.to_string());
+    }
+    let rest: Vec<&str> = tokens.filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("aws-chunked")).collect();
+    (!rest.is_empty()).then(|| rest.join(","))
 }
 
 /// The backend's response headers the client should receive, names lowercased.
@@ -325,5 +336,38 @@ mod tests {
                 ("content-encoding".to_string(), "gzip".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn content_encoding_without_aws_chunked_is_kept_byte_for_byte() {
+        assert_eq!(without_aws_chunked("deflate, gzip").as_deref(), Some("deflate, gzip"));
+        assert_eq!(without_aws_chunked("aws-chunked, deflate, gzip").as_deref(), Some("deflate,gzip"));
+        assert_eq!(without_aws_chunked("aws-chunked"), None);
+    }
+
+    fn client(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn forwards_checksum_mode() {
+        let h = client(&[("x-amz-checksum-mode", "ENABLED")]);
+        assert_eq!(forward_request_headers(&h), h);
+    }
+
+    #[test]
+    fn returns_the_checksum_algorithm() {
+        let backend = client(&[("x-amz-checksum-algorithm", "CRC32")]);
+        assert_eq!(forward_response_headers(&backend), backend);
+    }
+
+    #[test]
+    fn forwards_delete_conditions() {
+        let h = client(&[
+            ("if-match", "\"e\""),
+            ("x-amz-if-match-last-modified-time", "Tue, 01 Dec 2026 18:36:45 GMT"),
+            ("x-amz-if-match-size", "5"),
+        ]);
+        assert_eq!(forward_request_headers(&h), h);
     }
 }

@@ -179,7 +179,7 @@ mod tests {
     }
 
     fn body(keys: &[&str], quiet: bool) -> Vec<u8> {
-        let objs: Vec<_> = keys.iter().map(|k| ObjectIdentifier { key: k.to_string(), version_id: None }).collect();
+        let objs: Vec<_> = keys.iter().map(|k| ObjectIdentifier { key: k.to_string(), ..Default::default() }).collect();
         xml::delete_objects_body(&objs, quiet).into_bytes()
     }
 

@@ -3,6 +3,7 @@
 
 use crate::backend::{self, BackendRequest};
 use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::checks::CopyRange;
 use crate::context::Proxy;
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::route::{header, Operation, RequestParts, Route};
@@ -64,6 +65,8 @@ pub struct StreamedCopy {
     query: Vec<(String, String)>,
     /// The client's headers (for REPLACE directives).
     client_headers: Vec<(String, String)>,
+    /// The checked `x-amz-copy-source-range` of an UploadPartCopy.
+    pub range: Option<CopyRange>,
 }
 
 /// Source-object headers carried over by a copy with the COPY metadata directive.
@@ -75,6 +78,8 @@ const COPIED_OBJECT_HEADERS: &[&str] =
 pub struct CopyRequest {
     pub source: CopySource,
     pub dst_key: String,
+    /// The checked `x-amz-copy-source-range` of an UploadPartCopy.
+    pub range: Option<CopyRange>,
 }
 
 /// Read and check a copy's source (an object of the virtual bucket, not the object itself unless
@@ -83,6 +88,9 @@ pub fn request(proxy: &Proxy, parts: &RequestParts, route: &Route) -> S3Result<C
     let dst_key = route.op.key().unwrap_or_default().to_string();
     let source_header = header(&parts.headers, "x-amz-copy-source").unwrap_or_default();
     let source = parse_source(source_header, &proxy.cfg.virtual_bucket)?;
+    // Bad directives are S3's 400 on every path, whatever a backend would make of them.
+    directive(&parts.headers, "x-amz-metadata-directive")?;
+    directive(&parts.headers, "x-amz-tagging-directive")?;
     let is_part = matches!(route.op, Operation::UploadPartCopy { .. });
     if !is_part && source.key == dst_key && header(&parts.headers, "x-amz-metadata-directive").is_none_or(|d| !d.eq_ignore_ascii_case("REPLACE")) {
         return Err(S3Error::new(
@@ -90,15 +98,20 @@ pub fn request(proxy: &Proxy, parts: &RequestParts, route: &Route) -> S3Result<C
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    Ok(CopyRequest { source, dst_key })
+    // S3 checks a part copy's range itself: it is checked against the source's size on the
+    // streamed path (also within one shard), as backends may copy a shorter range instead.
+    let range = match header(&parts.headers, "x-amz-copy-source-range").filter(|_| is_part) {
+        Some(value) => Some(CopyRange::parse(value)?),
+        None => None,
+    };
+    Ok(CopyRequest { source, dst_key, range })
 }
 
 /// Plan a CopyObject or UploadPartCopy that reads its source from shard `src_shard`.
 pub fn plan(proxy: &Proxy, parts: &RequestParts, route: &Route, copy: &CopyRequest, src_shard: usize, now_unix: u64) -> CopyPlan {
-    let CopyRequest { source: src, dst_key } = copy.clone();
+    let CopyRequest { source: src, dst_key, range } = copy.clone();
     let dst_shard = proxy.ring.owner_index(&dst_key);
-    let is_part = matches!(route.op, Operation::UploadPartCopy { .. });
-    if src_shard == dst_shard {
+    if src_shard == dst_shard && range.is_none() {
         let mut headers = backend::forward_request_headers(&parts.headers);
         let mut source = format!("/{}/{}", proxy.bucket(src_shard), codec::uri_encode(&src.key, false));
         if let Some(v) = &src.version_id {
@@ -121,10 +134,8 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: &Route, copy: &CopyReque
             get_headers.push((plain.to_string(), v.to_string()));
         }
     }
-    if is_part {
-        if let Some(range) = header(&parts.headers, "x-amz-copy-source-range") {
-            get_headers.push(("range".into(), range.to_string()));
-        }
+    if let Some(range) = &range {
+        get_headers.push(("range".into(), range.range_header()));
     }
     get_headers.extend(crate::sse::source_key_for_get(&parts.headers));
     let get_query: Vec<(String, String)> =
@@ -139,6 +150,7 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: &Route, copy: &CopyReque
         source: src,
         query: route.query.clone(),
         client_headers: parts.headers.clone(),
+        range,
     })
 }
 
@@ -181,6 +193,20 @@ impl StreamedCopy {
         headers.extend(crate::sse::destination_headers(&self.client_headers, matches!(self.op, Operation::CopyObject { .. })));
         let request = proxy.request("PUT", self.dst_shard, Some(&self.dst_key), &self.query, headers, UNSIGNED_PAYLOAD, now_unix);
         Ok((request, length))
+    }
+
+    /// Check the source GET's answer against the part copy's range: a range beyond the source is
+    /// S3's 400 InvalidArgument (whatever the backend made of it). Call before looking at the status.
+    /// The copy-source conditions are evaluated here too, against the source's ETag and
+    /// Last-Modified, for backends that ignore conditions on GET.
+    pub fn check_source(&self, status: u16, source_headers: &[(String, String)]) -> S3Result<()> {
+        if let Some(range) = self.range {
+            range.check_source(status, source_headers)?;
+        }
+        if (200..300).contains(&status) {
+            crate::checks::copy_source_conditions(&self.client_headers, source_headers)?;
+        }
+        Ok(())
     }
 
     /// The `?tagging` GET that reads the source's tags (needed when it has some and tags are copied).
@@ -288,6 +314,18 @@ mod tests {
         assert_eq!(header(&put.headers, "content-type"), Some("app/y"));
         assert_eq!(header(&put.headers, "x-amz-meta-a"), None);
         assert!(c.result_xml(&[("etag".into(), "\"x\"".into())], 0).contains("<ETag>&quot;x&quot;</ETag>"));
+    }
+
+    #[test]
+    fn part_copy_ranges_are_checked_and_always_streamed() {
+        let part = "t/b/new?partNumber=1&uploadId=u";
+        assert_eq!(copy(part, "/proxy-bucket/t/b/old", &[("x-amz-copy-source-range", "bytes=x-y")]).unwrap_err().code, ErrorCode::InvalidArgument);
+        let plan = copy(part, "/proxy-bucket/t/b/old", &[("x-amz-copy-source-range", "bytes=2-5")]).unwrap();
+        let CopyPlan::Streamed(c) = plan else { panic!("a ranged part copy streams, to check the range") };
+        assert_eq!(header(&c.get.headers, "range"), Some("bytes=2-5"));
+        assert!(c.check_source(206, &[("content-range".into(), "bytes 2-3/4".into())]).is_err());
+        assert!(c.check_source(206, &[("content-range".into(), "bytes 2-5/9".into())]).is_ok());
+        assert!(matches!(copy(part, "/proxy-bucket/t/b/old", &[]).unwrap(), CopyPlan::ServerSide { .. }));
     }
 
     #[test]

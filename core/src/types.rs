@@ -53,10 +53,15 @@ pub struct UploadsPage {
 }
 
 /// One `<Object>` of a DeleteObjects request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectIdentifier {
     pub key: String,
     pub version_id: Option<String>,
+    /// Delete only if the object still has this ETag, LastModifiedTime or Size (the conditional
+    /// elements of `<Object>`), passed on to the backend as written.
+    pub etag: Option<String>,
+    pub last_modified_time: Option<String>,
+    pub size: Option<String>,
 }
 
 /// A parsed DeleteObjects request body.

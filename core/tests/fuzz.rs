@@ -409,7 +409,7 @@ proptest! {
         numbers in prop::collection::btree_set(1u32..=10000, 1..6),
         etag in "\"[0-9a-f]{32}(-[0-9]{1,4})?\"",
     ) {
-        let objects: Vec<types::ObjectIdentifier> = keys.iter().map(|k| types::ObjectIdentifier { key: k.clone(), version_id: None }).collect();
+        let objects: Vec<types::ObjectIdentifier> = keys.iter().map(|k| types::ObjectIdentifier { key: k.clone(), ..Default::default() }).collect();
         let body = xml::delete_objects_body(&objects, quiet);
         let parsed = xml::parse_delete_objects(body.as_bytes());
         prop_assert!(parsed.is_ok(), "{body}: {parsed:?}");
@@ -428,7 +428,7 @@ proptest! {
     #[test]
     fn xml_mutated_documents_never_panic(at in any::<prop::sample::Index>(), with in prop::sample::select(XML_PIECES), cut in any::<bool>()) {
         let docs = [
-            xml::delete_objects_body(&[types::ObjectIdentifier { key: "a&b<c>".into(), version_id: Some("v".into()) }], true),
+            xml::delete_objects_body(&[types::ObjectIdentifier { key: "a&b<c>".into(), version_id: Some("v".into()), ..Default::default() }], true),
             xml::complete_multipart_body(&[types::CompletedPart { part_number: 3, etag: "\"e\"".into(), ..Default::default() }]),
             "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>".to_string(),
             "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>k</Key><Size>1</Size></Contents></ListBucketResult>".to_string(),

@@ -54,7 +54,7 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: Route, payload: PayloadM
 }
 
 /// Carry out a forwarded request.
-pub async fn run<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, route: Route, payload: PayloadMode, now: u64) -> S3Result<Answer<T::Response>> {
+pub async fn run<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, https: bool, route: Route, payload: PayloadMode, now: u64) -> S3Result<Answer<T::Response>> {
     let fwd = plan(proxy, parts, route, payload, now)?;
     let body = match fwd.body {
         Body::Empty => Held::Bytes(Vec::new()),
@@ -66,8 +66,10 @@ pub async fn run<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, route
         Body::Stream { filter, .. } => Held::Client(filter),
     };
     let Forward { op, shard, request, fallback, also, .. } = fwd;
+    let origin = crate::rewrite::proxy_origin(parts.header("host").unwrap_or_default(), https, parts.header("x-forwarded-proto"));
     let mut attempt = Attempt::new(t, proxy, &op, &parts.method, now);
     attempt.also = also.as_ref();
+    attempt.origin = &origin;
     attempt.run(shard, request, body, fallback).await
 }
 
@@ -96,12 +98,14 @@ pub(super) struct Attempt<'a, T> {
     method: &'a str,
     now: u64,
     also: Option<&'a (usize, BackendRequest)>,
+    /// The proxy's own address as the client reached it (for rewritten `<Location>`s).
+    origin: &'a str,
 }
 
 impl<'a, T: Transport> Attempt<'a, T> {
     /// A request for `op` (sent with `method`), with nothing else to delete.
     pub(super) fn new(t: &'a T, proxy: &'a Proxy, op: &'a Operation, method: &'a str, now: u64) -> Attempt<'a, T> {
-        Attempt { t, proxy, op, method, now, also: None }
+        Attempt { t, proxy, op, method, now, also: None, origin: "" }
     }
 
     /// Send to `shard` (then to `fallback` on a 404), creating a missing bucket once.
@@ -122,6 +126,9 @@ impl<'a, T: Transport> Attempt<'a, T> {
             if is_success(status) {
                 call::finish_upload(self.t, self.proxy, shard, sent.upload).await?;
                 self.delete_also().await?;
+                if crate::rewrite::names_the_bucket(self.op) {
+                    return self.rewritten(shard, sent.head, sent.response).await;
+                }
                 return respond::pass_on(self.t, self.proxy, shard, sent.head, sent.response, self.method).await;
             }
             let err = call::failure(self.t, &sent.head, sent.response).await;
@@ -142,6 +149,16 @@ impl<'a, T: Transport> Attempt<'a, T> {
                 }
             }
         }
+    }
+
+    /// A multipart answer that names the bucket and its location, read whole and rewritten to name
+    /// the virtual bucket under the proxy's own address.
+    async fn rewritten(&self, shard: usize, head: super::Head, response: T::Response) -> S3Result<Answer<T::Response>> {
+        let body = self.t.read_body(response, crate::rewrite::MAX_REWRITTEN_BODY).await.map_err(|e| e.to_s3(self.proxy, shard))?;
+        let body = self.proxy.multipart_answer(self.op, &body, self.origin);
+        let mut headers = crate::backend::forward_response_headers(&head.headers);
+        headers.retain(|(n, _)| n != "content-length");
+        Ok(Answer::Reply(Reply { status: head.status, headers, body }))
     }
 
     /// While resharding, delete the previous owner's copy too; a missing bucket or key there is fine.

@@ -24,7 +24,7 @@ use crate::admin::AdminOp;
 use crate::backend::BackendRequest;
 use crate::config::Config;
 use crate::context::Proxy;
-use crate::error::{S3Error, S3Result};
+use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::reply::Reply;
 use crate::request_body::BodyFilter;
 use crate::route::{self, Operation, RequestParts, Route};
@@ -158,12 +158,28 @@ pub async fn handle<T: Transport>(
     let answer = match serve(transport, &proxy, &parts, https, target, now_unix).await {
         Ok(answer) => answer,
         Err(err) => {
+            let err = match err.code {
+                // A body without a length: S3 says 501 to Transfer-Encoding: chunked, 411 to none.
+                ErrorCode::MissingContentLength => crate::checks::missing_length(err, body_arrives(transport).await),
+                _ => err,
+            };
             log.error = Some(err.log_line());
-            Answer::Reply(Reply::error(&err, &request_id))
+            Answer::Reply(Reply::error(&proxy.scrub_error(err), &request_id))
         }
     };
     let answer = respond::finish(answer, &parts, &request_id);
     (answer, Finish { proxy: Some(proxy), log, save_rings })
+}
+
+/// Whether any body bytes arrive (for a request that declared no length; the runtime hides
+/// `Transfer-Encoding` from the component).
+async fn body_arrives(t: &impl Transport) -> bool {
+    while let Some(Ok(piece)) = t.client_chunk().await {
+        if !piece.is_empty() {
+            return true;
+        }
+    }
+    false
 }
 
 /// What a request addresses: an operator endpoint, or an S3 operation on the virtual bucket.
@@ -231,6 +247,6 @@ async fn serve<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, https: 
         Operation::ListMultipartUploads => list::uploads(t, proxy, &route, now).await.map(Answer::Reply),
         Operation::DeleteObjects => batch_delete::run(t, proxy, parts, payload, now).await.map(Answer::Reply),
         Operation::CopyObject { .. } | Operation::UploadPartCopy { .. } => copy::run(t, proxy, parts, &route, now).await,
-        _ => forward::run(t, proxy, parts, route, payload, now).await,
+        _ => forward::run(t, proxy, parts, https, route, payload, now).await,
     }
 }

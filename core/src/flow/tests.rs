@@ -259,7 +259,7 @@ fn uploads_listings_fail_whole_too() {
 }
 
 fn delete_body(keys: &[&str]) -> (Vec<u8>, String) {
-    let objs: Vec<_> = keys.iter().map(|k| crate::types::ObjectIdentifier { key: k.to_string(), version_id: None }).collect();
+    let objs: Vec<_> = keys.iter().map(|k| crate::types::ObjectIdentifier { key: k.to_string(), ..Default::default() }).collect();
     let body = crate::xml::delete_objects_body(&objs, false).into_bytes();
     use md5::Digest;
     let md5 = crate::codec::base64_encode(&md5::Md5::digest(&body));

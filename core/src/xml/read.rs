@@ -257,7 +257,13 @@ pub fn parse_delete_objects(body: &[u8]) -> Result<DeleteRequest, S3Error> {
     let mut objects = Vec::new();
     for o in root.all("Object") {
         let key = o.text_of("Key").ok_or_else(malformed_xml)?.to_string();
-        objects.push(ObjectIdentifier { key, version_id: o.opt("VersionId") });
+        objects.push(ObjectIdentifier {
+            key,
+            version_id: o.opt("VersionId"),
+            etag: o.opt("ETag"),
+            last_modified_time: o.opt("LastModifiedTime"),
+            size: o.opt("Size"),
+        });
     }
     if objects.is_empty() || objects.len() > MAX_DELETE_OBJECTS {
         return Err(malformed_xml());

@@ -173,8 +173,8 @@ fn delete_objects_request() {
     assert_eq!(
         req.objects,
         vec![
-            ObjectIdentifier { key: " spaced key ".into(), version_id: None },
-            ObjectIdentifier { key: "v".into(), version_id: Some("123".into()) },
+            ObjectIdentifier { key: " spaced key ".into(), ..Default::default() },
+            ObjectIdentifier { key: "v".into(), version_id: Some("123".into()), ..Default::default() },
         ]
     );
     let sent = delete_objects_body(&req.objects, true);

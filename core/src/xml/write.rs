@@ -225,8 +225,10 @@ pub fn delete_objects_body(objects: &[ObjectIdentifier], quiet: bool) -> String 
     for o in objects {
         out.push_str("<Object>");
         elem(&mut out, "Key", &o.key);
-        if let Some(v) = &o.version_id {
-            elem(&mut out, "VersionId", v);
+        for (name, value) in [("VersionId", &o.version_id), ("ETag", &o.etag), ("LastModifiedTime", &o.last_modified_time), ("Size", &o.size)] {
+            if let Some(v) = value {
+                elem(&mut out, name, v);
+            }
         }
         out.push_str("</Object>");
     }
