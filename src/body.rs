@@ -1,7 +1,6 @@
-//! Incoming bodies (client requests, backend responses) as streams whose every item gathers what
-//! the runtime already holds, up to 256 KiB: spin-sdk's own streams read 16 KiB at a time, and
-//! clients and backends often hand bodies over a few KiB at a time; fewer, larger writes cost the
-//! runtime far less.
+//! Incoming bodies (client requests, backend responses) as streams whose items gather what the
+//! runtime already holds, up to 256 KiB (spin-sdk reads 16 KiB at a time, and peers often send a
+//! few KiB at a time): fewer, larger writes cost the runtime far less.
 
 use futures::stream::{FusedStream, StreamExt};
 use spin_executor::CancelOnDropToken;
@@ -34,9 +33,7 @@ pub fn incoming(body: Option<IncomingBody>) -> impl FusedStream<Item = Result<Ve
     }
 
     impl Drop for Reading {
-        fn drop(&mut self) {
-            self.close();
-        }
+        fn drop(&mut self) { self.close() }
     }
 
     let stream = body.as_ref().and_then(|b| b.stream().ok());
@@ -59,23 +56,16 @@ pub fn incoming(body: Option<IncomingBody>) -> impl FusedStream<Item = Result<Ve
                 while (bytes.len() as u64) < READ_BYTES {
                     match input.read(READ_BYTES - bytes.len() as u64) {
                         Ok(more) if !more.is_empty() => bytes.extend_from_slice(&more),
-                        Ok(_) => break,
-                        Err(StreamError::Closed) => break,
-                        Err(StreamError::LastOperationFailed(_)) => {
-                            reading.failed = true;
-                            break;
-                        }
+                        // A failure is reported on the next poll, after what did arrive.
+                        Err(StreamError::LastOperationFailed(_)) => { reading.failed = true; break }
+                        _ => break,
                     }
                 }
                 Poll::Ready(Some(Ok(bytes)))
             }
-            Err(StreamError::Closed) => {
+            Err(err) => {
                 reading.close();
-                Poll::Ready(None)
-            }
-            Err(StreamError::LastOperationFailed(_)) => {
-                reading.close();
-                Poll::Ready(Some(Err(())))
+                Poll::Ready(matches!(err, StreamError::LastOperationFailed(_)).then_some(Err(())))
             }
         }
     })

@@ -1,16 +1,13 @@
 //! The Spin HTTP component: a thin adapter that executes the steps the sans-IO core asks for
 //! (`tempo_s3_shard_core::flow`) with Spin's HTTP, variables and key-value APIs. It decides nothing.
 #![cfg(target_arch = "wasm32")]
-// SAFETY: the only `unsafe` here is spin-sdk's: `#[http_component]` expands to the component's
-// exported ABI functions (wit-bindgen glue), which the workspace's `unsafe_code = "deny"` would
-// refuse, and an item-level allow does not reach that expansion. The adapter writes none itself.
+// SAFETY: the only `unsafe` is spin-sdk's `#[http_component]` expansion (wit-bindgen ABI glue), which
+// an item-level allow does not reach; the adapter itself writes none.
 #![allow(unsafe_code)]
 
 mod body;
 mod outbound;
-
 use std::cell::RefCell;
-
 use futures::future::{self, Either, LocalBoxFuture};
 use futures::{FutureExt, Sink, SinkExt, StreamExt};
 use wasi::io::streams::StreamError;
@@ -29,8 +26,7 @@ type ByteStream = std::pin::Pin<Box<dyn futures::stream::FusedStream<Item = Resu
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let started = std::time::Instant::now();
     let (now_unix, request_id) = clock();
-    let https = matches!(req.scheme(), Some(spin_sdk::http::Scheme::Https));
-    let request = Request { parts: request_parts(&req), https, now_unix, request_id };
+    let request = Request { parts: request_parts(&req), https: matches!(req.scheme(), Some(spin_sdk::http::Scheme::Https)), now_unix, request_id };
     let spin = Spin { client: RefCell::new(Some(Box::pin(body::incoming(req.consume().ok())))), store: RefCell::new(None) };
     let (answer, finish) = flow::handle(&spin, request, |name| spin_sdk::variables::get(name).ok()).await;
     let (status, bytes) = respond(out, answer).await;
@@ -68,6 +64,12 @@ impl Transport for Spin {
         }
         match future::select(Box::pin(outbound::send(outgoing, request)), pump).await {
             Either::Left((response, pump)) => Ok(sent(response.map_err(SendError::Transport)?, Some(pump))),
+            // The backend stopped reading: its answer (an error, as it has no whole body) is what
+            // the client needs, and the upload counts as failed.
+            Either::Right((Err(SendError::Transport(broke)), sending)) => {
+                let response = sending.await.map_err(|_| SendError::Transport(broke.clone()))?;
+                Ok(sent(response, Some(Box::pin(future::ready(Err(SendError::Transport(broke)))))))
+            }
             Either::Right((pumped, sending)) => {
                 pumped?;
                 Ok(sent(sending.await.map_err(SendError::Transport)?, None))
@@ -80,13 +82,9 @@ impl Transport for Spin {
     }
 
     async fn read_body(&self, response: IncomingResponse, limit: usize) -> Result<Vec<u8>, TransportError> {
-        let mut stream = body::incoming(response.consume().ok());
-        let mut body = Vec::new();
-        while body.len() <= limit {
-            match stream.next().await {
-                Some(chunk) => body.extend_from_slice(&chunk.map_err(|()| outbound::body_broke())?),
-                None => break,
-            }
+        let (mut stream, mut body) = (body::incoming(response.consume().ok()), Vec::new());
+        while let Some(chunk) = stream.next().await.filter(|_| body.len() <= limit) {
+            body.extend_from_slice(&chunk.map_err(|()| outbound::body_broke())?);
         }
         body.truncate(limit);
         Ok(body)
@@ -110,10 +108,7 @@ impl Transport for Spin {
 
 impl Spin {
     fn with_store<T>(&self, f: impl FnOnce(&Store) -> Result<T, String>) -> Result<T, String> {
-        match self.store.borrow_mut().get_or_insert_with(|| Store::open_default().ok()) {
-            Some(store) => f(store),
-            None => Err("no key-value store `default`".into()),
-        }
+        self.store.borrow_mut().get_or_insert_with(|| Store::open_default().ok()).as_ref().ok_or("no key-value store `default`".to_string()).and_then(f)
     }
 }
 
@@ -121,9 +116,8 @@ fn sent(response: IncomingResponse, upload: Option<Upload>) -> Sent<IncomingResp
     Sent { head: Head { status: response.status(), headers: header_list(&response.headers()) }, response, upload }
 }
 
-/// Write a body through the core's filter. Dropping the sink before the end (any error) makes the
-/// runtime abort the request or response rather than send a short body.
-/// Returns how many bytes it wrote.
+/// Write a body through the core's filter; returns how many bytes it wrote. Dropping the sink before
+/// the end (any error) makes the runtime abort the request or response rather than send a short body.
 async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = StreamError> + Unpin, mut filter: BodyFilter) -> Result<u64, SendError> {
     let mut written = 0;
     while let Some(piece) = stream.next().await {
@@ -161,10 +155,7 @@ async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>) -> (u1
     let mut writing = Box::pin(pump(body, response.take_body(), BodyFilter::Passthrough));
     let early = (&mut writing).now_or_never();
     out.set(response);
-    let written = match early {
-        Some(written) => written,
-        None => writing.await,
-    };
+    let written = if let Some(written) = early { written } else { writing.await };
     (status, written.ok())
 }
 
@@ -188,8 +179,7 @@ fn request_parts(req: &IncomingRequest) -> RequestParts {
     RequestParts::new(&req.method().to_string(), &target, headers)
 }
 
-/// The time in unix seconds, and a request id unique enough for correlating logs (the clock's
-/// nanoseconds).
+/// The time in unix seconds, and a request id unique enough for correlating logs (its nanoseconds).
 fn clock() -> (u64, String) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     (now.as_secs(), format!("{:016X}", now.as_nanos() as u64))

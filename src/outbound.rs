@@ -35,19 +35,15 @@ pub fn request(request: &BackendRequest) -> Result<OutgoingRequest, TransportErr
 /// before then cancels the request.
 pub fn send(outgoing: OutgoingRequest, request: &BackendRequest) -> impl Future<Output = Result<IncomingResponse, TransportError>> {
     /// The request in flight. Its pollable (held by the executor through `waiting`) is a child of
-    /// the response future, so it must go first: a resource dropped before its children traps.
+    /// the response future, so it must go first (fields drop in order): a resource dropped before
+    /// its children traps. The closure takes the whole struct, never its fields apart.
     struct InFlight {
         waiting: Option<CancelOnDropToken>,
         response: Option<Result<FutureIncomingResponse, ErrorCode>>,
     }
-    impl Drop for InFlight {
-        fn drop(&mut self) {
-            self.waiting.take();
-            self.response.take();
-        }
-    }
     let mut state = InFlight { waiting: None, response: Some(outgoing_handler::handle(outgoing, options(request))) };
     futures::future::poll_fn(move |cx| {
+        let state = &mut state;
         let response = match state.response.as_ref() {
             None => return Poll::Ready(Err(TransportError::new(TransportErrorKind::Other, "polled after completion"))),
             Some(Err(code)) => return Poll::Ready(Err(transport_error(code))),
@@ -74,12 +70,9 @@ pub fn send(outgoing: OutgoingRequest, request: &BackendRequest) -> impl Future<
 
 /// The request options for `request`'s timeouts (connect, first byte, between body bytes).
 fn options(request: &BackendRequest) -> Option<RequestOptions> {
-    let options = RequestOptions::new();
-    let ns = |ms: u64| Some(ms.saturating_mul(1_000_000));
-    let t = request.timeouts;
-    let set = [options.set_connect_timeout(ns(t.connect_ms)), options.set_first_byte_timeout(ns(t.first_byte_ms)), options.set_between_bytes_timeout(ns(t.idle_ms))];
-    // A runtime that refuses an option (it does not support it) still gets the others.
-    let _ = set;
+    let (options, t, ns) = (RequestOptions::new(), request.timeouts, |ms: u64| Some(ms.saturating_mul(1_000_000)));
+    // A runtime that does not support one of them still gets the others.
+    let _ = (options.set_connect_timeout(ns(t.connect_ms)), options.set_first_byte_timeout(ns(t.first_byte_ms)), options.set_between_bytes_timeout(ns(t.idle_ms)));
     Some(options)
 }
 

@@ -335,7 +335,6 @@ async fn a_shard_answering_slow_down_passes_it_on() {
 /// reach the client, not the broken body write (today: 503 ServiceUnavailable "writing the body
 /// failed").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the core driver: an early backend answer wins over the broken body write"]
 async fn a_streamed_put_answered_slow_down_early_passes_it_on() {
     these_ops_under(&[Op::PutStreamed], Fault::SlowDown, |_| Expect::Unavailable(SLOWED), budget()).await;
 }
@@ -352,13 +351,11 @@ async fn a_slow_first_byte_within_the_timeout_is_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the core driver: timeouts applied per call"]
 async fn a_first_byte_later_than_the_timeout_is_503_within_it() {
     every_op_under(Fault::SlowFirstByte(Duration::from_secs(3)), |_| Expect::Unavailable(UNREACHABLE), budget()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the core driver: timeouts applied per call"]
 async fn a_stalled_shard_is_503_within_the_first_byte_timeout() {
     every_op_under(Fault::Stall, |_| Expect::Unavailable(UNREACHABLE), budget()).await;
 }
@@ -383,7 +380,6 @@ async fn a_body_cut_mid_way_is_cut_for_the_client() {
 
 /// A body that stops mid-way without closing: the client's response is cut within the idle timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the core driver: timeouts applied per call"]
 async fn a_body_that_stalls_mid_way_is_cut_within_the_idle_timeout() {
     let s = setup().await;
     s.fault.set(Fault::StallAfter(64 * 1024)).await;
@@ -397,7 +393,6 @@ async fn a_body_that_stalls_mid_way_is_cut_within_the_idle_timeout() {
 
 /// While one request waits on the stalled shard, the other shards answer at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the core driver: timeouts applied per call"]
 async fn other_shards_serve_while_one_stalls() {
     let s = std::sync::Arc::new(setup().await);
     s.fault.set(Fault::Stall).await;

@@ -253,8 +253,9 @@ impl ComponentHost {
         if self.nodelay == !on {
             return self;
         }
-        let tls = self.outbound.tls.take();
-        self.outbound = Outbound { tls, ..Outbound::new(self.observer.clone(), !on) };
+        let mut fresh = Outbound::new(self.observer.clone(), !on);
+        fresh.tls = self.outbound.tls.take();
+        self.outbound = fresh;
         self.nodelay = !on;
         self
     }
@@ -325,7 +326,7 @@ impl ComponentHost {
             variables: self.variables.clone(),
             key_values: self.key_values.clone(),
             limiter: MemoryLimiter { stats: self.stats.clone() },
-            outbound: Outbound { observer: observer.clone(), ..self.outbound.clone() },
+            outbound: self.outbound.observed_by(observer.clone()),
             observer,
         };
         let mut store = Store::new(self.pre.engine(), state);

@@ -45,7 +45,7 @@ tokio::task_local! {
 
 /// The pooled client's connector: hyper-util's, bounded by the current request's connect timeout.
 #[derive(Clone)]
-pub(crate) struct TimedConnector(HttpConnector);
+struct TimedConnector(HttpConnector);
 
 /// Why a pooled connection could not be opened (each maps to one wasi:http error variant, which
 /// the guest receives unchanged: `Error::ConnectionTimeout` is `error-code.connection-timeout`).
@@ -95,7 +95,7 @@ impl tower_service::Service<http::Uri> for TimedConnector {
 /// per request; other HTTPS takes wasmtime-wasi-http's default path.
 #[derive(Clone)]
 pub struct Outbound {
-    pub(crate) client: hyper_util::client::legacy::Client<TimedConnector, WasiBody>,
+    client: hyper_util::client::legacy::Client<TimedConnector, WasiBody>,
     /// HTTPS trusting extra roots (a private CA), when the operator gave some; else the default path.
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     /// Records each call in the request's metrics.
@@ -117,6 +117,11 @@ impl Outbound {
             .pool_idle_timeout(Duration::from_secs(15))
             .build(TimedConnector(connector));
         Outbound { client, tls: None, observer, nodelay }
+    }
+
+    /// The same client (and pool), recording its calls with `observer`.
+    pub(crate) fn observed_by(&self, observer: crate::observe::Observer) -> Outbound {
+        Outbound { observer, ..self.clone() }
     }
 }
 

@@ -7,7 +7,7 @@ use crate::{PLAIN, SHARDS};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use tempo_s3_shard_core::checksum::{ChecksumAlgorithm, Checksummer};
-use tempo_s3_shard_core::sigv4;
+use tempo_s3_shard_core::codec;
 
 /// The S3 servers the table runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,7 +320,7 @@ async fn send(req: &Req, side: &Side, vars: &HashMap<String, String>) -> Answer 
     let path = if key.is_empty() {
         format!("/{}", side.bucket)
     } else {
-        format!("/{}/{}", side.bucket, sigv4::uri_encode(&key, false))
+        format!("/{}/{}", side.bucket, codec::uri_encode(&key, false))
     };
     let query = req.query.iter().map(|(k, v)| (subst(k, vars), subst(v, vars))).collect();
     let mut headers: Vec<(String, String)> = req.headers.iter().map(|(k, v)| (k.clone(), subst(v, vars))).collect();
@@ -343,7 +343,7 @@ async fn send(req: &Req, side: &Side, vars: &HashMap<String, String>) -> Answer 
         (None, Body::Chunked { trailer: Some(_), .. }) => "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER".into(),
         (None, Body::Chunked { .. }) => "STREAMING-AWS4-HMAC-SHA256-PAYLOAD".into(),
         (None, Body::TransferChunked(_)) => "UNSIGNED-PAYLOAD".into(),
-        (None, _) => sigv4::sha256_hex(&data),
+        (None, _) => tempo_s3_shard_core::sigv4::sign::sha256_hex(&data),
     };
     if let Body::Chunked { data, trailer, .. } = &req.body {
         headers.push(("Content-Encoding".into(), "aws-chunked".into()));
@@ -368,7 +368,7 @@ async fn send(req: &Req, side: &Side, vars: &HashMap<String, String>) -> Answer 
             let trailers: Vec<(&str, &str)> = trailer_value.iter().map(|(n, v)| (*n, v.as_str())).collect();
             let mut signer = signer;
             let signer = if *unsigned { None } else { signer.as_mut() };
-            tempo_s3_shard_core::chunked::encode(data, 64 * 1024, signer, &trailers, !unsigned && trailer.is_some())
+            tempo_s3_shard_core::chunked::encoder::encode(data, 64 * 1024, signer, &trailers, !unsigned && trailer.is_some())
         }
         Body::TransferChunked(_) => {
             headers.push(("Transfer-Encoding".into(), "chunked".into()));

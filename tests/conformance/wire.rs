@@ -3,7 +3,10 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use tempo_s3_shard_core::sigv4::{self, ChunkSigner, SignRequest};
+use tempo_s3_shard_core::sigv4::chunk::ChunkSigner;
+use tempo_s3_shard_core::sigv4::sign::SignRequest;
+use tempo_s3_shard_core::sigv4::{canonical, sign};
+use tempo_s3_shard_core::{clock, codec};
 use tempo_s3_shard_host::backends::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -96,7 +99,7 @@ pub fn unix_now() -> i64 {
 fn rfc1123(unix: i64, zone: &str) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let d = sigv4::amz_date(unix as u64); // YYYYMMDDTHHMMSSZ
+    let d = clock::amz_date(unix as u64); // YYYYMMDDTHHMMSSZ
     let month: usize = d[4..6].parse().unwrap_or(1);
     format!(
         "{}, {} {} {} {}:{}:{} {zone}",
@@ -126,7 +129,7 @@ pub fn sign(w: &Wire, authority: &str) -> (String, Vec<(String, String)>, Option
         _ => {}
     }
     let now = unix_now() + skew;
-    let amz_date = sigv4::amz_date(now as u64);
+    let amz_date = clock::amz_date(now as u64);
     if let Auth::Presigned { start, expires, tamper } = &w.auth {
         return presign(w, authority, unix_now() + start, expires, *tamper);
     }
@@ -149,7 +152,7 @@ pub fn sign(w: &Wire, authority: &str) -> (String, Vec<(String, String)>, Option
         }
         _ => {}
     }
-    let canonical_uri = sigv4::canonical_uri(&w.path).unwrap_or_else(|_| w.path.clone());
+    let canonical_uri = canonical::canonical_uri(&w.path).unwrap_or_else(|_| w.path.clone());
     let req = SignRequest {
         method: w.method,
         canonical_uri: &canonical_uri,
@@ -162,14 +165,14 @@ pub fn sign(w: &Wire, authority: &str) -> (String, Vec<(String, String)>, Option
         service: "s3",
         amz_date: &amz_date,
     };
-    let authorization = sigv4::sign_headers(&req);
+    let authorization = sign::sign_headers(&req);
     let seed = authorization.rsplit("Signature=").next().unwrap_or_default().to_string();
     headers.push(("Authorization".into(), authorization));
     let date = &amz_date[..8];
     let signer = ChunkSigner::new(
-        sigv4::signing_key(secret, date, region, "s3"),
+        sign::signing_key(secret, date, region, "s3"),
         &amz_date,
-        &sigv4::credential_scope(date, region, "s3"),
+        &sign::credential_scope(date, region, "s3"),
         &seed,
     );
     (target, headers, Some(signer))
@@ -184,18 +187,18 @@ fn date_header(form: DateForm, now: i64) -> String {
 }
 
 fn presign(w: &Wire, authority: &str, at: i64, expires: &str, tamper: bool) -> (String, Vec<(String, String)>, Option<ChunkSigner>) {
-    let amz_date = sigv4::amz_date(at as u64);
+    let amz_date = clock::amz_date(at as u64);
     let date = &amz_date[..8];
     let mut query = w.query.clone();
     query.extend([
         ("X-Amz-Algorithm".to_string(), "AWS4-HMAC-SHA256".to_string()),
-        ("X-Amz-Credential".to_string(), format!("{LOCAL_ACCESS_KEY}/{}", sigv4::credential_scope(date, REGION, "s3"))),
+        ("X-Amz-Credential".to_string(), format!("{LOCAL_ACCESS_KEY}/{}", sign::credential_scope(date, REGION, "s3"))),
         ("X-Amz-Date".to_string(), amz_date.clone()),
         ("X-Amz-Expires".to_string(), expires.to_string()),
         ("X-Amz-SignedHeaders".to_string(), "host".to_string()),
     ]);
     let headers = vec![("Host".to_string(), authority.to_string())];
-    let canonical_uri = sigv4::canonical_uri(&w.path).unwrap_or_else(|_| w.path.clone());
+    let canonical_uri = canonical::canonical_uri(&w.path).unwrap_or_else(|_| w.path.clone());
     let req = SignRequest {
         method: w.method,
         canonical_uri: &canonical_uri,
@@ -208,7 +211,7 @@ fn presign(w: &Wire, authority: &str, at: i64, expires: &str, tamper: bool) -> (
         service: "s3",
         amz_date: &amz_date,
     };
-    let mut signature = sigv4::signature(&req);
+    let mut signature = sign::signature(&req);
     if tamper {
         let flipped = if signature.starts_with('0') { "1" } else { "0" };
         signature.replace_range(..1, flipped);
@@ -225,9 +228,9 @@ fn target(path: &str, query: &[(String, String)]) -> String {
         .iter()
         .map(|(k, v)| {
             if v.is_empty() {
-                sigv4::uri_encode(k, true)
+                codec::uri_encode(k, true)
             } else {
-                format!("{}={}", sigv4::uri_encode(k, true), sigv4::uri_encode(v, true))
+                format!("{}={}", codec::uri_encode(k, true), codec::uri_encode(v, true))
             }
         })
         .collect();
