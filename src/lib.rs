@@ -99,6 +99,7 @@ fn save_ring_tables(proxy: &Proxy, store: &Store) {
 
 async fn serve(proxy: &Proxy, parts: &RequestParts, target: Target, req: IncomingRequest, now: u64) -> Result<Answer, S3Error> {
     let payload = proxy.authenticate(parts, now)?;
+    proxy.check_customer_key_transport(parts, matches!(req.scheme(), Some(Scheme::Https)))?;
     match proxy.plan_target(parts, target, payload, now)? {
         Plan::Reply(reply) => Ok(Answer::Reply(reply)),
         Plan::Forward(fwd) => forward(proxy, fwd, req, now).await,

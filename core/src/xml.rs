@@ -560,6 +560,17 @@ pub fn parse_error(body: &[u8]) -> Option<(String, String)> {
     Some((code, message))
 }
 
+/// The text of element `field` of a result document whose root is `root`, e.g. the `ETag` of a
+/// `CopyObjectResult`, `CopyPartResult` or `CompleteMultipartUploadResult`, or the `UploadId` of an
+/// `InitiateMultipartUploadResult`. `None` for any other document (an error, garbage) or an empty field.
+pub fn parse_result_field(body: &[u8], root: &str, field: &str) -> Option<String> {
+    let doc = parse_tree(body)?;
+    if doc.name != root {
+        return None;
+    }
+    doc.opt(field)
+}
+
 /// A backend's ListBucketResult (V1 or V2), URL-decoding keys and prefixes when it encoded them.
 pub fn parse_list_objects(body: &[u8]) -> Result<BackendPage, S3Error> {
     let bad = || bad_backend_xml("ListBucketResult");
@@ -1014,6 +1025,18 @@ mod tests {
         assert_eq!(parse_delete_result(q.as_bytes()).unwrap(), (vec![], errors));
         assert!(parse_delete_result(b"<Error/>").is_err());
         assert!(parse_delete_result(b"<DeleteResult><Deleted/></DeleteResult>").is_err());
+    }
+
+    #[test]
+    fn result_fields() {
+        let copy = b"<?xml version=\"1.0\"?><CopyObjectResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LastModified>x</LastModified><ETag>&quot;9b2c&quot;</ETag></CopyObjectResult>";
+        assert_eq!(parse_result_field(copy, "CopyObjectResult", "ETag").as_deref(), Some("\"9b2c\""));
+        assert_eq!(parse_result_field(copy, "CopyPartResult", "ETag"), None, "another document");
+        assert_eq!(parse_result_field(copy, "CopyObjectResult", "UploadId"), None);
+        let init = b"<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>abc/def</UploadId></InitiateMultipartUploadResult>";
+        assert_eq!(parse_result_field(init, "InitiateMultipartUploadResult", "UploadId").as_deref(), Some("abc/def"));
+        assert_eq!(parse_result_field(b"<Error><Code>X</Code></Error>", "CopyObjectResult", "ETag"), None);
+        assert_eq!(parse_result_field(b"not xml", "CopyObjectResult", "ETag"), None);
     }
 
     #[test]

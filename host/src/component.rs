@@ -364,10 +364,19 @@ impl ComponentHost {
         &self,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+        self.handle_as(req, Scheme::Http).await
+    }
+
+    /// [`ComponentHost::handle`] for a request that arrived with `scheme` (HTTPS when served over TLS).
+    pub(crate) async fn handle_as(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        scheme: Scheme,
+    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut store = self.store();
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| anyhow!("{e:?}"))?;
+        let req = store.data_mut().http().new_incoming_request(scheme, req).map_err(|e| anyhow!("{e:?}"))?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(|e| anyhow!("{e:?}"))?;
         let pre = self.pre.clone();
         let task = tokio::spawn(async move {

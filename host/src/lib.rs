@@ -2,11 +2,12 @@
 //! variables and wasi:http, next to real S3 backends. It is the local runner, the test harness and
 //! the benchmark driver.
 
+pub mod args;
 pub mod backends;
 pub mod component;
 pub mod goconfig;
 pub mod tls;
-pub mod plan;
+pub mod ring_plan;
 pub mod rebalance;
 pub mod wasm;
 

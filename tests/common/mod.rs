@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+use tempo_s3_shard_host::backends::{BackendOptions, Recorder, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tempo_s3_shard_host::component::{self, KeyValues, Stats};
 use tempo_s3_shard_host::{wasm, ComponentHost};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +37,12 @@ pub struct Harness {
     pub stats: Arc<Stats>,
     /// The host's Spin key-value store `default`.
     pub key_values: KeyValues,
+    /// The head of every request the s3s-fs backend received (not moto's).
+    pub backend_requests: Recorder,
+    /// The proxy is served over HTTPS (the test CA in tests/data/tls signs its certificate).
+    pub https: bool,
+    /// The `key_prefix` variable the proxy runs with (empty: none).
+    pub key_prefix: String,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -53,10 +59,20 @@ impl Harness {
 
     /// As [`Harness::start_with`], with the host trusting these extra CA roots (DER) for HTTPS backends.
     pub async fn start_trusting(buckets: &[&str], vars: &[(&str, &str)], roots: &[Vec<u8>]) -> Harness {
+        Harness::start_full(buckets, vars, roots, false).await
+    }
+
+    /// As [`Harness::start_with`], with the proxy served over HTTPS (certificate for 127.0.0.1 from
+    /// tests/data/tls, whose `ca.pem` clients must trust).
+    pub async fn start_https(buckets: &[&str], vars: &[(&str, &str)]) -> Harness {
+        Harness::start_full(buckets, vars, &[], true).await
+    }
+
+    async fn start_full(buckets: &[&str], vars: &[(&str, &str)], roots: &[Vec<u8>], https: bool) -> Harness {
         let buckets: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
-        let backend = S3Backend::start(&temp_dir("backend"), &buckets, BackendOptions::default())
-            .await
-            .expect("start backend");
+        let backend_requests = Recorder::default();
+        let opts = BackendOptions { recorder: Some(backend_requests.clone()), ..BackendOptions::default() };
+        let backend = S3Backend::start(&temp_dir("backend"), &buckets, opts).await.expect("start backend");
         let mut variables = HashMap::from([
             ("buckets".to_string(), buckets.join(",")),
             ("endpoint".to_string(), backend.endpoint()),
@@ -67,8 +83,9 @@ impl Harness {
         for (k, v) in vars {
             variables.insert(k.to_string(), v.to_string());
         }
-        let (proxy, server, stats, key_values) = start_proxy_trusting(variables, roots).await;
-        Harness { backend, moto: None, proxy, buckets, stats, key_values, server }
+        let key_prefix = variables.get("key_prefix").cloned().unwrap_or_default();
+        let (proxy, server, stats, key_values) = serve_proxy(variables, roots, https).await;
+        Harness { backend, moto: None, proxy, buckets, stats, key_values, backend_requests, https, key_prefix, server }
     }
 
     /// As [`Harness::start_with`], but the backend is a `moto` S3 server (tagging, conditional
@@ -95,7 +112,7 @@ impl Harness {
     }
 
     pub fn proxy_url(&self) -> String {
-        format!("http://{}", self.proxy)
+        format!("{}://{}", if self.https { "https" } else { "http" }, self.proxy)
     }
 
     /// An aws-sdk-s3 client talking to the proxy.
@@ -110,7 +127,7 @@ impl Harness {
 
     /// The bucket the ring assigns `key` to.
     pub fn owner(&self, key: &str) -> String {
-        tempo_s3_shard_core::ring::Ring::new(&self.buckets).owner(key).to_string()
+        tempo_s3_shard_core::ring::Ring::new(&self.buckets).with_prefix(&self.key_prefix).owner(key).to_string()
     }
 
     /// Which backend buckets hold `key`, asked directly.
@@ -148,6 +165,20 @@ pub async fn start_proxy_trusting(
     variables: HashMap<String, String>,
     roots: &[Vec<u8>],
 ) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
+    serve_proxy(variables, roots, false).await
+}
+
+/// A file of the test-only TLS material in tests/data/tls.
+pub fn tls_file(name: &str) -> Vec<u8> {
+    std::fs::read(wasm::workspace_dir().join("tests/data/tls").join(name)).expect("tests/data/tls")
+}
+
+/// As [`start_proxy_trusting`], over HTTPS when `https` (the certificate in tests/data/tls).
+async fn serve_proxy(
+    variables: HashMap<String, String>,
+    roots: &[Vec<u8>],
+    https: bool,
+) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
     let wasm = wasm::ensure_component().expect("build the component");
     let engine = component::engine().expect("engine");
     let mut host = ComponentHost::load(&engine, &wasm, variables).expect("load component");
@@ -161,7 +192,13 @@ pub async fn start_proxy_trusting(
     }
     let stats = host.stats().clone();
     let key_values = host.key_values().clone();
-    let (addr, server) = host.bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+    let local = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (addr, server) = if https {
+        let acceptor = tempo_s3_shard_host::tls::acceptor(&[tls_file("server.der")], &tls_file("server.key.der")).expect("TLS");
+        host.bind_tls(local, acceptor).await.expect("bind")
+    } else {
+        host.bind(local).await.expect("bind")
+    };
     (addr, server, stats, key_values)
 }
 
