@@ -560,12 +560,13 @@ pub fn parse_error(body: &[u8]) -> Option<(String, String)> {
     Some((code, message))
 }
 
-/// The text of element `field` of a result document whose root is `root`, e.g. the `ETag` of a
+/// The text of element `field` of a result document (a child of its root), e.g. the `ETag` of a
 /// `CopyObjectResult`, `CopyPartResult` or `CompleteMultipartUploadResult`, or the `UploadId` of an
-/// `InitiateMultipartUploadResult`. `None` for any other document (an error, garbage) or an empty field.
-pub fn parse_result_field(body: &[u8], root: &str, field: &str) -> Option<String> {
+/// `InitiateMultipartUploadResult` (any root name: S3 servers differ there). `None` for an error
+/// document, anything that is not XML, or an empty field.
+pub fn parse_result_field(body: &[u8], field: &str) -> Option<String> {
     let doc = parse_tree(body)?;
-    if doc.name != root {
+    if doc.name == "Error" {
         return None;
     }
     doc.opt(field)
@@ -1030,13 +1031,12 @@ mod tests {
     #[test]
     fn result_fields() {
         let copy = b"<?xml version=\"1.0\"?><CopyObjectResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LastModified>x</LastModified><ETag>&quot;9b2c&quot;</ETag></CopyObjectResult>";
-        assert_eq!(parse_result_field(copy, "CopyObjectResult", "ETag").as_deref(), Some("\"9b2c\""));
-        assert_eq!(parse_result_field(copy, "CopyPartResult", "ETag"), None, "another document");
-        assert_eq!(parse_result_field(copy, "CopyObjectResult", "UploadId"), None);
+        assert_eq!(parse_result_field(copy, "ETag").as_deref(), Some("\"9b2c\""));
+        assert_eq!(parse_result_field(copy, "UploadId"), None);
         let init = b"<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>abc/def</UploadId></InitiateMultipartUploadResult>";
-        assert_eq!(parse_result_field(init, "InitiateMultipartUploadResult", "UploadId").as_deref(), Some("abc/def"));
-        assert_eq!(parse_result_field(b"<Error><Code>X</Code></Error>", "CopyObjectResult", "ETag"), None);
-        assert_eq!(parse_result_field(b"not xml", "CopyObjectResult", "ETag"), None);
+        assert_eq!(parse_result_field(init, "UploadId").as_deref(), Some("abc/def"));
+        assert_eq!(parse_result_field(b"<Error><Code>X</Code><ETag>e</ETag></Error>", "ETag"), None);
+        assert_eq!(parse_result_field(b"not xml", "ETag"), None);
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl S3 {
         if let Some(e) = a.error() {
             bail!("copy {from}/{key} -> {to}: {e}");
         }
-        Ok(xml::parse_result_field(&a.body, "CopyObjectResult", "ETag").unwrap_or_default())
+        Ok(xml::parse_result_field(&a.body, "ETag").unwrap_or_default())
     }
 
     /// Multipart copy (UploadPartCopy) for objects CopyObject cannot copy; the completed ETag.
@@ -301,7 +301,7 @@ impl S3 {
         if let Some(e) = a.error() {
             bail!("start multipart copy of {key} to {to}: {e}");
         }
-        let upload_id = xml::parse_result_field(&a.body, "InitiateMultipartUploadResult", "UploadId").with_context(|| format!("start multipart copy of {key}: no UploadId"))?;
+        let upload_id = xml::parse_result_field(&a.body, "UploadId").with_context(|| format!("start multipart copy of {key}: no UploadId"))?;
         let result = self.copy_parts(from, to, key, source, part_size, &upload_id).await;
         if result.is_err() {
             // Best effort: an abandoned upload only costs storage until a lifecycle rule removes it.
@@ -330,7 +330,7 @@ impl S3 {
             if let Some(e) = a.error() {
                 bail!("copy part {number} of {from}/{key}: {e}");
             }
-            let etag = xml::parse_result_field(&a.body, "CopyPartResult", "ETag").with_context(|| format!("copy part {number} of {key}: no ETag"))?;
+            let etag = xml::parse_result_field(&a.body, "ETag").with_context(|| format!("copy part {number} of {key}: no ETag"))?;
             parts.push(CompletedPart { part_number: number, etag, ..CompletedPart::default() });
             start = end;
             if source.size == 0 {
@@ -343,7 +343,7 @@ impl S3 {
         if let Some(e) = a.error() {
             bail!("complete multipart copy of {key} to {to}: {e}");
         }
-        Ok(xml::parse_result_field(&a.body, "CompleteMultipartUploadResult", "ETag").unwrap_or_default())
+        Ok(xml::parse_result_field(&a.body, "ETag").unwrap_or_default())
     }
 }
 
