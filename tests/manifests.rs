@@ -131,17 +131,19 @@ fn spinkube_manifest_runs_the_app_with_secrets_from_a_secret() {
             assert!(v["value"].is_string(), "{name}: a string value");
         }
     }
-    for name in [
-        "buckets",
-        "endpoint",
-        "access_key_id",
-        "secret_access_key",
-        "client_credentials",
-        "previous_buckets",
-        "backend_connect_timeout",
-        "backend_first_byte_timeout",
-        "backend_idle_timeout",
-    ] {
+    // Replicas share the ring table: the store `default` is Redis, its URL from the Secret.
+    let stores = app["spec"]["runtimeConfig"]["keyValueStores"].as_sequence().expect("spec.runtimeConfig.keyValueStores");
+    let default = stores.iter().find(|s| s["name"].as_str() == Some("default")).expect("a key-value store named default");
+    assert_eq!(default["type"].as_str(), Some("redis"));
+    let url = default["options"].as_sequence().and_then(|o| o.iter().find(|o| o["name"].as_str() == Some("url"))).expect("the redis url option");
+    assert_eq!(url["valueFrom"]["secretKeyRef"]["name"].as_str(), Some(secret_name));
+    let url_key = url["valueFrom"]["secretKeyRef"]["key"].as_str().expect("url secretKeyRef key");
+    assert!(secret_keys.contains(url_key), "the Secret has no key {url_key}");
+    // The probes ask the health endpoint.
+    for probe in ["liveness", "readiness"] {
+        assert_eq!(app["spec"]["checks"][probe]["httpGet"]["path"].as_str(), Some("/_tempo-s3-shard/health"), "{probe} probe");
+    }
+    for name in ["buckets", "endpoint", "access_key_id", "secret_access_key", "client_credentials", "previous_buckets", "key_prefix", "backend_connect_timeout", "backend_first_byte_timeout", "backend_idle_timeout"] {
         assert!(seen.contains(name), "the SpinApp does not set {name}");
     }
     let bucket_list = vars.iter().find(|v| v["name"].as_str() == Some("buckets")).unwrap()["value"].as_str().unwrap();

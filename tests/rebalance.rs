@@ -14,7 +14,7 @@ use std::time::Duration;
 use tempo_s3_shard_core::ring::Ring;
 use tempo_s3_shard_core::testing::Rng;
 use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
-use tempo_s3_shard_host::plan::pseudo_uuid;
+use tempo_s3_shard_host::ring_plan::pseudo_uuid;
 use tempo_s3_shard_host::rebalance::{self, Endpoint, Options, Progress, Report};
 
 const OLD: [&str; 3] = ["shard1", "shard2", "shard3"];

@@ -328,3 +328,49 @@ async fn conditionals_and_tagging_pass_through() {
     let tags = s3.get_object_tagging().bucket(VIRTUAL_BUCKET).key(&key).send().await.unwrap();
     assert!(tags.tag_set().is_empty());
 }
+
+/// `max_body_bytes` (a platform's body cap, e.g. Akamai Functions' 10 MiB): an over-cap PUT gets
+/// S3's EntityTooLarge naming the limit, before any backend sees it; parts under the cap go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_max_body_bytes_are_entity_too_large() {
+    let h = Harness::start_with(&SHARDS, &[("max_body_bytes", "1048576")]).await;
+    let s3 = h.client();
+    let key = "tenant/block-cap/data.parquet";
+    let err = s3.put_object().bucket(VIRTUAL_BUCKET).key(key).body(ByteStream::from(data(1024 * 1024 + 1, 1))).send().await.unwrap_err();
+    let service = err.into_service_error();
+    assert_eq!(service.code(), Some("EntityTooLarge"));
+    assert!(service.message().is_some_and(|m| m.contains("1048576 bytes") && m.contains("max_body_bytes")), "{service:?}");
+    assert!(h.holders(key).await.is_empty(), "nothing stored");
+    s3.put_object().bucket(VIRTUAL_BUCKET).key(key).body(ByteStream::from(data(1024 * 1024, 2))).send().await.expect("exactly the cap");
+}
+
+/// SSE-C over plain HTTP is refused as S3 refuses it; behind a TLS terminator it is admitted only
+/// when `trust_forwarded_proto` says the terminator's `X-Forwarded-Proto` counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_keys_need_tls_or_a_trusted_terminator() {
+    let anonymous = [("client_credentials", ""), ("allow_anonymous", "true")];
+    let put = |forwarded: &str| {
+        format!(
+            "PUT /{VIRTUAL_BUCKET}/tenant/block-c/meta.json HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n{forwarded}\
+             x-amz-server-side-encryption-customer-algorithm: AES256\r\n\
+             x-amz-server-side-encryption-customer-key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\r\n\
+             x-amz-server-side-encryption-customer-key-md5: zrDjHNM1A2KRvNy0CGuDBg==\r\nConnection: close\r\n\r\n{{}}"
+        )
+    };
+    let untrusted = Harness::start_with(&SHARDS, &anonymous).await;
+    for forwarded in ["", "X-Forwarded-Proto: https\r\n"] {
+        let r = untrusted.raw(put(forwarded).as_bytes()).await;
+        assert_eq!((r.status, r.error_code()), (400, Some("InvalidRequest")), "{forwarded:?}: {r:?}");
+        assert!(r.body.contains("must be made over a secure connection"), "{}", r.body);
+    }
+    assert!(untrusted.backend_requests.lock().unwrap().iter().all(|r| r.header("x-amz-server-side-encryption-customer-key").is_none()));
+
+    let mut vars = anonymous.to_vec();
+    vars.push(("trust_forwarded_proto", "true"));
+    let trusted = Harness::start_with(&SHARDS, &vars).await;
+    assert_eq!(trusted.raw(put("").as_bytes()).await.status, 400, "no header: plain HTTP");
+    let r = trusted.raw(put("X-Forwarded-Proto: https\r\n").as_bytes()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let sent = trusted.backend_requests.lock().unwrap().iter().any(|r| r.method == "PUT" && r.header("x-amz-server-side-encryption-customer-key").is_some());
+    assert!(sent, "the backend received the customer key");
+}

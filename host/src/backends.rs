@@ -41,6 +41,41 @@ pub struct BackendOptions {
     /// may be shorter). s3s-fs reads files 4 KiB at a time and sends each read as a frame, which no
     /// networked object store does; benchmarks set this to measure per-frame costs realistically.
     pub min_frame: Option<usize>,
+    /// Keep the head of every request received here, for tests that check what the proxy sent
+    /// (e.g. headers s3s-fs accepts but does not act on, like server-side encryption).
+    pub recorder: Option<Recorder>,
+}
+
+/// The heads of the requests a backend received, in arrival order.
+pub type Recorder = Arc<std::sync::Mutex<Vec<RecordedRequest>>>;
+
+/// One request as a backend received it (its body is not kept).
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path and query as sent.
+    pub target: String,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RecordedRequest {
+    fn of<B>(req: &http::Request<B>) -> RecordedRequest {
+        RecordedRequest {
+            method: req.method().to_string(),
+            target: req.uri().path_and_query().map(|pq| pq.to_string()).unwrap_or_default(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect(),
+        }
+    }
+
+    /// The first value of a header (`name` in lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 impl Default for BackendOptions {
@@ -52,6 +87,7 @@ impl Default for BackendOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: None,
             min_frame: None,
+            recorder: None,
         }
     }
 }
@@ -72,11 +108,12 @@ impl S3Backend {
         let min_frame = Arc::new(AtomicUsize::new(opts.min_frame.unwrap_or(0)));
         let frames = min_frame.clone();
         let tls = match &opts.tls {
-            Some((chain, key)) => Some(tls_acceptor(chain, key)?),
+            Some((chain, key)) => Some(crate::tls::acceptor(chain, key)?),
             None => None,
         };
         let failing = Arc::new(AtomicBool::new(false));
         let fail = failing.clone();
+        let recorder = opts.recorder.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else { continue };
@@ -86,10 +123,14 @@ impl S3Backend {
                 let fail = fail.clone();
                 let frames = frames.clone();
                 let tls = tls.clone();
+                let recorder = recorder.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let service = service.clone();
                         let fail = fail.load(Ordering::Relaxed);
+                        if let Some(log) = &recorder {
+                            log.lock().unwrap_or_else(|p| p.into_inner()).push(RecordedRequest::of(&req));
+                        }
                         let min_frame = frames.load(Ordering::Relaxed);
                         async move {
                             if let Some(d) = latency {
@@ -169,15 +210,4 @@ fn internal_error() -> http::Response<Joined<s3s::Body>> {
     let mut resp = http::Response::new(Joined::at_least(s3s::Body::from(body.to_string()), 0));
     *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     resp
-}
-
-fn tls_acceptor(chain: &[Vec<u8>], key: &[u8]) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let certs: Vec<CertificateDer<'static>> = chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -349,6 +349,15 @@ impl ComponentHost {
         &self,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, std::convert::Infallible> {
+        self.handle_as(req, Scheme::Http).await
+    }
+
+    /// [`ComponentHost::handle`] for a request that arrived with `scheme` (HTTPS when served over TLS).
+    pub(crate) async fn handle_as(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        scheme: Scheme,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, std::convert::Infallible> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
@@ -356,7 +365,7 @@ impl ComponentHost {
             Ok(Ok(slot)) => slot,
             _ => return Ok(self.overloaded(&method, &path)),
         };
-        match self.run(req, slot).await {
+        match self.run(req, slot, scheme).await {
             Ok(response) => Ok(response),
             Err(Failure::PoolFull) => Ok(self.overloaded(&method, &path)),
             Err(Failure::Other(detail)) => {
@@ -386,6 +395,7 @@ impl ComponentHost {
         &self,
         req: hyper::Request<hyper::body::Incoming>,
         slot: tokio::sync::OwnedSemaphorePermit,
+        scheme: Scheme,
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
         let mut store = self.store();
         let observer = store.data().observer.clone();
@@ -393,7 +403,7 @@ impl ComponentHost {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = req.map(Joined::arrived);
         let other = |e: wasmtime::Error| Failure::Other(format!("{e:?}"));
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(other)?;
+        let req = store.data_mut().http().new_incoming_request(scheme, req).map_err(other)?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(other)?;
         let pre = self.pre.clone();
         let task = tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //! variables and wasi:http, next to real S3 backends. It is the local runner, the test harness and
 //! the benchmark driver.
 
+pub mod args;
 pub mod backends;
 pub mod component;
 pub mod frames;
@@ -10,8 +11,8 @@ pub mod metrics;
 pub mod observe;
 pub mod outbound;
 pub mod tls;
-pub mod plan;
 pub mod pool;
+pub mod ring_plan;
 pub mod rebalance;
 pub mod service;
 pub mod wasm;

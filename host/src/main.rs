@@ -80,39 +80,33 @@ fn parse_args() -> anyhow::Result<Args> {
         max_instances: std::env::var(tempo_s3_shard_host::pool::INSTANCES_ENV).ok(),
         instance_wait: std::env::var(tempo_s3_shard_host::pool::WAIT_ENV).ok(),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value\n\n{USAGE}"));
-        match arg.as_str() {
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--config" => args.config = Some(PathBuf::from(value("--config")?)),
-            "--listen" => args.listen = Some(value("--listen")?.parse().context("--listen takes host:port")?),
-            "--metrics-listen" => {
-                args.metrics_listen = Some(value("--metrics-listen")?.parse().context("--metrics-listen takes host:port")?)
-            }
-            "--backend-listen" => {
-                args.backend_listen = value("--backend-listen")?.parse().context("--backend-listen takes host:port")?
-            }
+    let parsed = tempo_s3_shard_host::args::parse(std::env::args().skip(1), USAGE, |arg, v| {
+        match arg {
+            "--config" => args.config = Some(PathBuf::from(v.value(arg)?)),
+            "--listen" => args.listen = Some(v.parsed(arg, "host:port")?),
+            "--metrics-listen" => args.metrics_listen = Some(v.parsed(arg, "host:port")?),
+            "--backend-listen" => args.backend_listen = v.parsed(arg, "host:port")?,
             "--quick" => args.quick = true,
             "--spin-sockets" => args.spin_sockets = true,
-            "--seed-bin" => args.seed_bin = Some(PathBuf::from(value("--seed-bin")?)),
-            "--ca-cert" => args.ca_cert = Some(PathBuf::from(value("--ca-cert")?)),
-            "--only" => args.only = Some(value("--only")?),
-            "--max-instances" => args.max_instances = Some(value("--max-instances")?),
-            "--instance-wait" => args.instance_wait = Some(value("--instance-wait")?),
-            "--data" => args.data = PathBuf::from(value("--data")?),
-            "--wasm" => std::env::set_var("TEMPO_S3_SHARD_WASM", value("--wasm")?),
+            "--seed-bin" => args.seed_bin = Some(PathBuf::from(v.value(arg)?)),
+            "--ca-cert" => args.ca_cert = Some(PathBuf::from(v.value(arg)?)),
+            "--only" => args.only = Some(v.value(arg)?),
+            "--max-instances" => args.max_instances = Some(v.value(arg)?),
+            "--instance-wait" => args.instance_wait = Some(v.value(arg)?),
+            "--data" => args.data = PathBuf::from(v.value(arg)?),
+            "--wasm" => std::env::set_var("TEMPO_S3_SHARD_WASM", v.value(arg)?),
             "--var" => {
-                let v = value("--var")?;
-                let (name, val) = v.split_once('=').context("--var takes NAME=VALUE")?;
-                args.vars.insert(name.to_string(), val.to_string());
+                let var = v.value(arg)?;
+                let (name, value) = var.split_once('=').context("--var takes NAME=VALUE")?;
+                args.vars.insert(name.to_string(), value.to_string());
             }
             cmd if !cmd.starts_with('-') && args.command.is_none() => args.command = Some(cmd.to_string()),
-            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+            _ => return Ok(false),
         }
+        Ok(true)
+    })?;
+    if parsed == tempo_s3_shard_host::args::Parsed::Help {
+        std::process::exit(0);
     }
     Ok(args)
 }
@@ -124,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
     // Subcommands with their own options.
     match std::env::args().nth(1).as_deref() {
         Some("rebalance") => return tempo_s3_shard_host::rebalance::main(std::env::args().skip(2).collect()).await,
-        Some("ring-plan") => return tempo_s3_shard_host::plan::main(std::env::args().skip(2).collect()),
+        Some("ring-plan") => return tempo_s3_shard_host::ring_plan::main(std::env::args().skip(2).collect()),
         _ => {}
     }
     let args = parse_args()?;

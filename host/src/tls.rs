@@ -103,3 +103,49 @@ async fn exchange(
     let io: IoFuture = Box::new(async move { io_task.await.unwrap_or(Ok(())) });
     Ok((response.map(|b| b.map_err(Error::from).boxed_unsync()), io))
 }
+
+/// A TLS acceptor serving the certificate `chain` with its PKCS#8 `key` (DER).
+pub fn acceptor(chain: &[Vec<u8>], key: &[u8]) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let certs: Vec<CertificateDer<'static>> = chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+impl crate::ComponentHost {
+    /// Serve the component over HTTPS on `addr` with `acceptor`: the component sees each request's
+    /// scheme as `https`, as a runtime terminating TLS itself reports it. Returns the bound address
+    /// and the server task.
+    pub async fn bind_tls(
+        self,
+        addr: std::net::SocketAddr,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+        use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else { continue };
+                let _ = socket.set_nodelay(true);
+                let (host, acceptor) = (self.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(socket).await else { return };
+                    let service = hyper::service::service_fn(move |req| {
+                        let host = host.clone();
+                        async move { host.handle_as(req, Scheme::Https).await }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok((local, task))
+    }
+}

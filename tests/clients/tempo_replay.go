@@ -14,6 +14,15 @@
 //
 //	GO111MODULE=off GOPATH=/usr/share/gocode go build -o tempo_replay tests/clients/tempo_replay.go
 //
+// Tempo's optional write settings: -sse (SSE-S3, SSE-KMS with -kms-key-id/-kms-context, SSE-C with a
+// customer key) on single PUTs, multipart create/parts/complete, copies (source key too) and reads;
+// -storage-class and -tags on single and multipart writes; -expect-sse checks the backend applied them
+// (response headers); -ssec-refused instead expects every SSE-C call to be refused over plain HTTP.
+// -tls with -ca talks HTTPS. Tempo 3's key shapes: root-level work.json and tempo_cluster_seed.json,
+// per-tenant index.json.gz, and overrides rewritten and re-read by ETag (-conditional: with If-Match).
+// Compacted blocks are marked the way Tempo does it: CopyObject meta.json -> meta.compacted.json, then
+// RemoveObject meta.json.
+//
 // Everything written is derived from -seed, so runs are reproducible. Exits 1 on the first mismatch.
 package main
 
@@ -21,11 +30,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -34,6 +47,7 @@ import (
 
 	minio "github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
 )
 
 var (
@@ -51,7 +65,20 @@ var (
 	seed       = flag.Int64("seed", 1, "seed for block IDs and contents")
 	manifest   = flag.String("manifest", "", "write \"present KEY\" / \"deleted KEY\" lines for every key written to this file")
 	skipV2     = flag.Bool("skip-v2", false, "skip the V2 block listing (for s3s-fs directly: it takes an empty delimiter= as a delimiter)")
+	sseType    = flag.String("sse", "", "Tempo's sse.type: SSE-S3, SSE-KMS or SSE-C (empty: none)")
+	kmsKeyID   = flag.String("kms-key-id", "tempo-replay-key", "SSE-KMS key id")
+	kmsContext = flag.String("kms-context", `{"app":"tempo"}`, "SSE-KMS encryption context (JSON object)")
+	storageCls = flag.String("storage-class", "", "x-amz-storage-class of every write (empty: none)")
+	tags       = flag.String("tags", "", "object tags of every write, k=v&k2=v2 (Tempo's tags)")
+	expectSSE  = flag.Bool("expect-sse", false, "check the answers name the encryption (and storage class) applied (a backend that stores them)")
+	ssecRefusd = flag.Bool("ssec-refused", false, "only check that SSE-C calls are refused with 400 InvalidRequest (plain HTTP)")
+	useTLS     = flag.Bool("tls", false, "HTTPS to the endpoint")
+	caFile     = flag.String("ca", "", "PEM CA certificate to trust for -tls")
+	tempo3     = flag.Bool("tempo3", true, "also Tempo 3's root-level work.json / tempo_cluster_seed.json and overrides objects")
+	conditionl = flag.Bool("conditional", false, "re-read overrides with If-Match / If-None-Match (a backend with conditional reads)")
 	bloomCount = 3
+	sse        encrypt.ServerSide // from -sse
+	userTags   map[string]string  // from -tags
 )
 
 const lastPartSize = 123457 // the small last part of every data object
@@ -147,18 +174,14 @@ func main() {
 	}
 	ctx := context.Background()
 	anonymous := *accessKey == ""
-	creds := credentials.NewStaticV4(*accessKey, *secretKey, "")
-	client, err := minio.New(*endpoint, &minio.Options{
-		Creds:        creds,
-		Secure:       false,
-		Region:       *region,
-		BucketLookup: minio.BucketLookupPath, // Tempo's forcepathstyle: true
-	})
-	if err != nil {
-		fail("minio.New: %v", err)
-	}
-	core := &minio.Core{Client: client}
+	setWriteOptions()
+	core := newClient()
 	start := time.Now()
+	if *ssecRefusd {
+		checkSSECRefused(ctx, core)
+		fmt.Printf("tempo_replay OK: SSE-C refused over plain HTTP on PUT, GET, HEAD, multipart and copy (%.1fs)\n", time.Since(start).Seconds())
+		return
+	}
 
 	// Tempo's start-up check: a one-key listing of the configured bucket must succeed.
 	if _, err := core.ListObjects(*bucket, *prefix, "", "/", 1); err != nil {
@@ -203,8 +226,17 @@ func main() {
 		return readWhole(ctx, core, tenantNames[t]+"/index.json.gz", 2048+t)
 	})
 
+	// Tempo 3: objects at the storage root and per-tenant overrides, rewritten and re-read by ETag.
+	if *tempo3 {
+		runAll(1, func(int) error { return tempo3Objects(ctx, core, tenantNames) })
+	}
+
 	// V1: tenants (common prefixes of the root) and blocks of each tenant, paged with markers.
-	if err := checkTenantListing(core, tenantNames); err != nil {
+	roots := tenantNames
+	if *tempo3 {
+		roots = append(append([]string(nil), tenantNames...), *prefix+"overrides")
+	}
+	if err := checkTenantListing(core, roots); err != nil {
 		fail("%v", err)
 	}
 	for t := range all {
@@ -227,14 +259,14 @@ func main() {
 		st.add(func(s *stats) { s.deletes++ })
 	}
 	for _, key := range victim.allKeys() {
-		_, err := core.StatObject(ctx, *bucket, key, minio.StatObjectOptions{})
+		_, err := core.StatObject(ctx, *bucket, key, minio.StatObjectOptions{ServerSideEncryption: sse})
 		if err == nil {
 			fail("StatObject %s after RemoveObject: still there", key)
 		}
 		if code := minio.ToErrorResponse(err).Code; code != "NoSuchKey" {
 			fail("StatObject %s after RemoveObject: want NoSuchKey, got %v (code %q)", key, err, code)
 		}
-		body, _, _, err := core.GetObject(ctx, *bucket, key, minio.GetObjectOptions{})
+		body, _, _, err := core.GetObject(ctx, *bucket, key, readOptions())
 		if err == nil {
 			body.Close()
 			fail("GetObject %s after RemoveObject: still there", key)
@@ -272,6 +304,12 @@ func main() {
 		}
 		for _, t := range tenantNames {
 			lines = append(lines, "present "+t+"/index.json.gz")
+			if *tempo3 {
+				lines = append(lines, "present "+overridesKey(t))
+			}
+		}
+		if *tempo3 {
+			lines = append(lines, "present "+*prefix+"work.json", "present "+*prefix+"tempo_cluster_seed.json")
 		}
 		if err := os.WriteFile(*manifest, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			fail("write manifest: %v", err)
@@ -279,8 +317,14 @@ func main() {
 	}
 
 	mode := "signed (chunked uploads)"
+	if *useTLS {
+		mode = "signed (HTTPS)"
+	}
 	if anonymous {
 		mode = "anonymous"
+	}
+	if *sseType != "" {
+		mode += ", " + *sseType
 	}
 	fmt.Printf("tempo_replay OK: %s %s/%s, %d tenants x %d blocks: %d puts, %d multipart uploads (%d parts), %d whole + %d ranged gets, %d listings, %d deletes, %.1f MiB up, %.1f MiB down, %.1fs\n",
 		mode, *endpoint, *bucket, *tenants, *blocks, st.puts, st.multiparts, st.parts, st.gets, st.ranged, st.lists, st.deletes,
@@ -314,7 +358,8 @@ func runAll(n int, f func(int) error) {
 
 func putSmall(ctx context.Context, core *minio.Core, key string, size int) error {
 	data := content(key, size)
-	opts := minio.PutObjectOptions{PartSize: uint64(*partSize), ContentType: "application/octet-stream"}
+	opts := writeOptions()
+	opts.PartSize, opts.ContentType = uint64(*partSize), "application/octet-stream"
 	if strings.HasSuffix(key, ".json") {
 		opts.ContentType = "application/json"
 		opts.UserMetadata = map[string]string{"tempo-replay": "meta"}
@@ -327,14 +372,14 @@ func putSmall(ctx context.Context, core *minio.Core, key string, size int) error
 		return fmt.Errorf("PutObject %s: uploaded size %d, want %d", key, info.Size, size)
 	}
 	st.add(func(s *stats) { s.puts++; s.bytesUp += int64(size) })
-	return nil
+	return checkStored(ctx, core, key)
 }
 
 func writeBlock(ctx context.Context, core *minio.Core, b block) error {
 	// Data first, by multipart upload (Tempo's StreamWriter / Append path), then the small files.
 	key := b.dir() + "data.parquet"
 	data := content(key, dataSize())
-	uploadID, err := core.NewMultipartUpload(ctx, *bucket, key, minio.PutObjectOptions{})
+	uploadID, err := core.NewMultipartUpload(ctx, *bucket, key, writeOptions())
 	if err != nil {
 		return callErr("NewMultipartUpload "+key, err)
 	}
@@ -347,7 +392,7 @@ func writeBlock(ctx context.Context, core *minio.Core, b block) error {
 		if end > len(data) {
 			end = len(data)
 		}
-		part, err := core.PutObjectPart(ctx, *bucket, key, uploadID, n, bytes.NewReader(data[off:end]), int64(end-off), "", "", nil)
+		part, err := core.PutObjectPart(ctx, *bucket, key, uploadID, n, bytes.NewReader(data[off:end]), int64(end-off), "", "", sse)
 		if err != nil {
 			return callErr(fmt.Sprintf("PutObjectPart %s part %d (upload %s)", key, n, uploadID), err)
 		}
@@ -361,7 +406,7 @@ func writeBlock(ctx context.Context, core *minio.Core, b block) error {
 		st.add(func(s *stats) { s.parts++; s.bytesUp += int64(end - off) })
 		off = end
 	}
-	etag, err := core.CompleteMultipartUpload(ctx, *bucket, key, uploadID, completed, minio.PutObjectOptions{})
+	etag, err := core.CompleteMultipartUpload(ctx, *bucket, key, uploadID, completed, minio.PutObjectOptions{ServerSideEncryption: sse})
 	if err != nil {
 		return callErr(fmt.Sprintf("CompleteMultipartUpload %s (upload %s, %d parts)", key, uploadID, len(completed)), err)
 	}
@@ -369,6 +414,9 @@ func writeBlock(ctx context.Context, core *minio.Core, b block) error {
 		return fmt.Errorf("CompleteMultipartUpload %s: empty ETag", key)
 	}
 	st.add(func(s *stats) { s.multiparts++ })
+	if err := checkStored(ctx, core, key); err != nil {
+		return err
+	}
 
 	files := b.smallFiles()
 	names := make([]string, 0, len(files))
@@ -385,11 +433,45 @@ func writeBlock(ctx context.Context, core *minio.Core, b block) error {
 			return err
 		}
 	}
-	return putSmall(ctx, core, b.dir()+b.metaName(), files[b.metaName()])
+	if !b.compacted {
+		return putSmall(ctx, core, b.dir()+"meta.json", files["meta.json"])
+	}
+	// Tempo's compactor marks a block compacted: copy meta.json to meta.compacted.json, remove meta.json.
+	meta, compacted := b.dir()+"meta.json", b.dir()+"meta.compacted.json"
+	if err := putSmall(ctx, core, meta, files["meta.compacted.json"]); err != nil {
+		return err
+	}
+	src := minio.CopySrcOptions{Bucket: *bucket, Object: meta}
+	if sse != nil && sse.Type() == encrypt.SSEC {
+		src.Encryption = sse
+	}
+	dst := minio.CopyDestOptions{Bucket: *bucket, Object: compacted, Encryption: sse}
+	if _, err := core.Client.CopyObject(ctx, dst, src); err != nil {
+		return callErr("CopyObject "+meta+" -> "+compacted, err)
+	}
+	if err := checkStored(ctx, core, compacted); err != nil {
+		return err
+	}
+	if err := core.RemoveObject(ctx, *bucket, meta, minio.RemoveObjectOptions{}); err != nil {
+		return callErr("RemoveObject "+meta, err)
+	}
+	return nil
 }
 
 func readWhole(ctx context.Context, core *minio.Core, key string, size int) error {
-	body, info, _, err := core.GetObject(ctx, *bucket, key, minio.GetObjectOptions{})
+	return readWholeAs(ctx, core, key, contentKey(key), size)
+}
+
+// contentKey is the key whose content an object holds: a copy holds its source's.
+func contentKey(key string) string {
+	if strings.HasSuffix(key, "/meta.compacted.json") {
+		return strings.TrimSuffix(key, "meta.compacted.json") + "meta.json"
+	}
+	return key
+}
+
+func readWholeAs(ctx context.Context, core *minio.Core, key, from string, size int) error {
+	body, info, _, err := core.GetObject(ctx, *bucket, key, readOptions())
 	if err != nil {
 		return callErr("GetObject "+key, err)
 	}
@@ -398,7 +480,7 @@ func readWhole(ctx context.Context, core *minio.Core, key string, size int) erro
 	if err != nil {
 		return fmt.Errorf("GetObject %s: reading body: %v", key, err)
 	}
-	if err := sameBytes("GetObject "+key, got, content(key, size)); err != nil {
+	if err := sameBytes("GetObject "+key, got, content(from, size)); err != nil {
 		return err
 	}
 	if info.Size != int64(size) {
@@ -435,7 +517,7 @@ func readBlock(ctx context.Context, core *minio.Core, b block) error {
 	key := b.dir() + "data.parquet"
 	size := dataSize()
 	data := content(key, size)
-	stat, err := core.StatObject(ctx, *bucket, key, minio.StatObjectOptions{})
+	stat, err := core.StatObject(ctx, *bucket, key, minio.StatObjectOptions{ServerSideEncryption: sse})
 	if err != nil {
 		return callErr("StatObject "+key, err)
 	}
@@ -456,7 +538,7 @@ func readBlock(ctx context.Context, core *minio.Core, b block) error {
 		{int64(ps/2 + 3), int64(ps/2 + 3 + 300000)}, // a page in the middle
 	}
 	for _, want := range ranges {
-		opts := minio.GetObjectOptions{}
+		opts := readOptions()
 		if err := opts.SetRange(want.start, want.end); err != nil {
 			return fmt.Errorf("SetRange(%d, %d): %v", want.start, want.end, err)
 		}
@@ -731,4 +813,271 @@ func firstDup(sorted []string) string {
 		}
 	}
 	return ""
+}
+
+// setWriteOptions reads -sse and -tags into sse and userTags.
+func setWriteOptions() {
+	var err error
+	switch *sseType {
+	case "":
+	case "SSE-S3":
+		sse = encrypt.NewSSE()
+	case "SSE-KMS":
+		var kmsCtx map[string]interface{}
+		if err := json.Unmarshal([]byte(*kmsContext), &kmsCtx); err != nil {
+			fail("-kms-context is not a JSON object: %v", err)
+		}
+		sse, err = encrypt.NewSSEKMS(*kmsKeyID, kmsCtx)
+	case "SSE-C":
+		key := sha256.Sum256([]byte(fmt.Sprintf("tempo-replay customer key %d", *seed)))
+		sse, err = encrypt.NewSSEC(key[:])
+	default:
+		fail("-sse %q: want SSE-S3, SSE-KMS or SSE-C", *sseType)
+	}
+	if err != nil {
+		fail("-sse %s: %v", *sseType, err)
+	}
+	if *ssecRefusd && (sse == nil || sse.Type() != encrypt.SSEC) {
+		fail("-ssec-refused needs -sse SSE-C")
+	}
+	if *tags != "" {
+		q, err := url.ParseQuery(*tags)
+		if err != nil {
+			fail("-tags %q: %v", *tags, err)
+		}
+		userTags = map[string]string{}
+		for k, v := range q {
+			userTags[k] = v[0]
+		}
+	}
+}
+
+// newClient is Tempo's minio-go client: path-style, over HTTPS with -tls (trusting -ca).
+func newClient() *minio.Core {
+	opts := &minio.Options{
+		Creds:        credentials.NewStaticV4(*accessKey, *secretKey, ""),
+		Secure:       *useTLS,
+		Region:       *region,
+		BucketLookup: minio.BucketLookupPath, // Tempo's forcepathstyle: true
+	}
+	if *useTLS && *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			fail("-ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			fail("-ca %s holds no PEM certificate", *caFile)
+		}
+		tr, err := minio.DefaultTransport(true)
+		if err != nil {
+			fail("minio.DefaultTransport: %v", err)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		opts.Transport = tr
+	}
+	client, err := minio.New(*endpoint, opts)
+	if err != nil {
+		fail("minio.New: %v", err)
+	}
+	return &minio.Core{Client: client}
+}
+
+// writeOptions are the options Tempo writes with: encryption, storage class, tags.
+func writeOptions() minio.PutObjectOptions {
+	return minio.PutObjectOptions{ServerSideEncryption: sse, StorageClass: *storageCls, UserTags: userTags}
+}
+
+// readOptions carry the customer key for SSE-C (minio-go sends no other encryption header on reads).
+func readOptions() minio.GetObjectOptions {
+	return minio.GetObjectOptions{ServerSideEncryption: sse}
+}
+
+// checkStored checks, with -expect-sse, that the object's HEAD names the encryption, storage class
+// and tags it was written with (a backend that stores them answers so through the proxy).
+func checkStored(ctx context.Context, core *minio.Core, key string) error {
+	if !*expectSSE {
+		return nil
+	}
+	info, err := core.StatObject(ctx, *bucket, key, minio.StatObjectOptions{ServerSideEncryption: sse})
+	if err != nil {
+		return callErr("StatObject "+key+" (checking encryption)", err)
+	}
+	h := info.Metadata
+	want := map[string]string{}
+	switch *sseType {
+	case "SSE-S3":
+		want["X-Amz-Server-Side-Encryption"] = "AES256"
+	case "SSE-KMS":
+		want["X-Amz-Server-Side-Encryption"] = "aws:kms"
+		want["X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"] = *kmsKeyID
+	case "SSE-C":
+		want["X-Amz-Server-Side-Encryption-Customer-Algorithm"] = "AES256"
+	}
+	// A copy is STANDARD unless it names a class, as on S3 (Tempo's copies name none).
+	if *storageCls != "" && *storageCls != "STANDARD" && !strings.HasSuffix(key, "meta.compacted.json") {
+		want["X-Amz-Storage-Class"] = *storageCls
+	}
+	for name, value := range want {
+		if got := h.Get(name); !strings.HasSuffix(got, value) {
+			return fmt.Errorf("StatObject %s: %s is %q, want %q (headers %v)", key, name, got, value, h)
+		}
+	}
+	if len(userTags) > 0 {
+		got, err := core.Client.GetObjectTagging(ctx, *bucket, key, minio.GetObjectTaggingOptions{})
+		if err != nil {
+			return callErr("GetObjectTagging "+key, err)
+		}
+		if m := got.ToMap(); fmt.Sprint(m) != fmt.Sprint(userTags) {
+			return fmt.Errorf("GetObjectTagging %s: %v, want %v", key, m, userTags)
+		}
+	}
+	return nil
+}
+
+func overridesKey(tenant string) string {
+	return *prefix + "overrides/" + strings.TrimPrefix(tenant, *prefix) + "/overrides.json"
+}
+
+// tempo3Objects writes and reads Tempo 3's objects outside blocks: the cluster seed and the backend
+// scheduler's work.json at the storage root, and each tenant's user-configurable overrides, which
+// Tempo rewrites and re-reads by ETag (a changed ETag means new overrides).
+func tempo3Objects(ctx context.Context, core *minio.Core, tenantNames []string) error {
+	seedKey := *prefix + "tempo_cluster_seed.json"
+	if err := putSmall(ctx, core, seedKey, 180); err != nil {
+		return err
+	}
+	if err := readWhole(ctx, core, seedKey, 180); err != nil {
+		return err
+	}
+	keys := []string{*prefix + "work.json"}
+	for _, t := range tenantNames {
+		keys = append(keys, overridesKey(t))
+	}
+	for _, key := range keys {
+		var old string
+		for version := 0; version < 3; version++ {
+			etag, err := putVersion(ctx, core, key, version)
+			if err != nil {
+				return err
+			}
+			if etag == old {
+				return fmt.Errorf("PutObject %s version %d: ETag %s did not change", key, version, etag)
+			}
+			if err := readVersion(ctx, core, key, version, etag, old); err != nil {
+				return err
+			}
+			old = etag
+		}
+	}
+	return nil
+}
+
+func versionBody(key string, version int) []byte {
+	return content(fmt.Sprintf("%s#v%d", key, version), 400+37*version)
+}
+
+func putVersion(ctx context.Context, core *minio.Core, key string, version int) (string, error) {
+	data := versionBody(key, version)
+	opts := writeOptions()
+	opts.ContentType = "application/json"
+	opts.UserMetadata = map[string]string{"tempo-replay": "meta"}
+	info, err := core.Client.PutObject(ctx, *bucket, key, bytes.NewReader(data), int64(len(data)), opts)
+	if err != nil {
+		return "", callErr(fmt.Sprintf("PutObject %s version %d", key, version), err)
+	}
+	st.add(func(s *stats) { s.puts++; s.bytesUp += int64(len(data)) })
+	return strings.Trim(info.ETag, `"`), checkStored(ctx, core, key)
+}
+
+// readVersion: HEAD and GET show the ETag of the last write and its bytes; with -conditional,
+// If-Match on it succeeds, on the previous ETag fails, and If-None-Match on it is not modified.
+func readVersion(ctx context.Context, core *minio.Core, key string, version int, etag, previous string) error {
+	what := fmt.Sprintf("%s version %d", key, version)
+	stat, err := core.StatObject(ctx, *bucket, key, minio.StatObjectOptions{ServerSideEncryption: sse})
+	if err != nil {
+		return callErr("StatObject "+what, err)
+	}
+	if got := strings.Trim(stat.ETag, `"`); got != etag {
+		return fmt.Errorf("StatObject %s: ETag %s, want %s (the last write)", what, got, etag)
+	}
+	get := func(opts minio.GetObjectOptions) ([]byte, string, error) {
+		body, info, _, err := core.GetObject(ctx, *bucket, key, opts)
+		if err != nil {
+			return nil, "", err
+		}
+		defer body.Close()
+		data, err := io.ReadAll(body)
+		return data, strings.Trim(info.ETag, `"`), err
+	}
+	data, got, err := get(readOptions())
+	if err != nil {
+		return callErr("GetObject "+what, err)
+	}
+	if got != etag {
+		return fmt.Errorf("GetObject %s: ETag %s, want %s", what, got, etag)
+	}
+	if err := sameBytes("GetObject "+what, data, versionBody(key, version)); err != nil {
+		return err
+	}
+	st.add(func(s *stats) { s.gets++; s.bytesDown += int64(len(data)) })
+	if !*conditionl {
+		return nil
+	}
+	opts := readOptions()
+	opts.SetMatchETag(etag)
+	if _, _, err := get(opts); err != nil {
+		return callErr("GetObject "+what+" If-Match the current ETag", err)
+	}
+	if previous != "" {
+		opts := readOptions()
+		opts.SetMatchETag(previous)
+		_, _, err := get(opts)
+		if code := minio.ToErrorResponse(err).Code; code != "PreconditionFailed" {
+			return fmt.Errorf("GetObject %s If-Match the previous ETag: want PreconditionFailed, got %v (code %q)", what, err, code)
+		}
+	}
+	opts = readOptions()
+	opts.SetMatchETagExcept(etag)
+	if _, _, err := get(opts); err == nil || minio.ToErrorResponse(err).StatusCode != 304 {
+		return fmt.Errorf("GetObject %s If-None-Match the current ETag: want 304 Not Modified, got %v", what, err)
+	}
+	return nil
+}
+
+// checkSSECRefused: over plain HTTP every call carrying a customer key gets S3's 400 InvalidRequest.
+func checkSSECRefused(ctx context.Context, core *minio.Core) error {
+	key := *prefix + "tenant-0/ssec-block/meta.json"
+	data := content(key, 300)
+	refused := func(what string, err error, head bool) {
+		resp := minio.ToErrorResponse(err)
+		if err == nil {
+			fail("%s with an SSE-C key over plain HTTP: accepted, want 400 InvalidRequest", what)
+		}
+		if resp.StatusCode != 400 {
+			fail("%s with an SSE-C key over plain HTTP: status %d (%v), want 400", what, resp.StatusCode, err)
+		}
+		if !head && (resp.Code != "InvalidRequest" || !strings.Contains(resp.Message, "secure connection")) {
+			fail("%s with an SSE-C key over plain HTTP: %q %q, want InvalidRequest ... secure connection", what, resp.Code, resp.Message)
+		}
+	}
+	opts := writeOptions()
+	_, err := core.Client.PutObject(ctx, *bucket, key, bytes.NewReader(data), int64(len(data)), opts)
+	refused("PutObject", err, false)
+	_, _, _, err = core.GetObject(ctx, *bucket, key, readOptions())
+	refused("GetObject", err, false)
+	ranged := readOptions()
+	ranged.SetRange(0, 99)
+	_, _, _, err = core.GetObject(ctx, *bucket, key, ranged)
+	refused("GetObject with a Range", err, false)
+	_, err = core.StatObject(ctx, *bucket, key, minio.StatObjectOptions{ServerSideEncryption: sse})
+	refused("StatObject (HEAD)", err, true)
+	_, err = core.NewMultipartUpload(ctx, *bucket, key, opts)
+	refused("NewMultipartUpload", err, false)
+	_, err = core.PutObjectPart(ctx, *bucket, key, "no-such-upload", 1, bytes.NewReader(data), int64(len(data)), "", "", sse)
+	refused("PutObjectPart", err, false)
+	src := minio.CopySrcOptions{Bucket: *bucket, Object: key, Encryption: sse}
+	_, err = core.Client.CopyObject(ctx, minio.CopyDestOptions{Bucket: *bucket, Object: key + ".copy"}, src)
+	refused("CopyObject (source key)", err, false)
+	return nil
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+use tempo_s3_shard_host::backends::{BackendOptions, Recorder, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tempo_s3_shard_host::component::{self, KeyValues, Stats};
 use tempo_s3_shard_host::pool::Pool;
 use tempo_s3_shard_host::{wasm, ComponentHost};
@@ -40,6 +40,12 @@ pub struct Harness {
     pub stats: Arc<Stats>,
     /// The host's Spin key-value store `default`.
     pub key_values: KeyValues,
+    /// The head of every request the s3s-fs backend received (not moto's).
+    pub backend_requests: Recorder,
+    /// The proxy is served over HTTPS (the test CA in tests/data/tls signs its certificate).
+    pub https: bool,
+    /// The `key_prefix` variable the proxy runs with (empty: none).
+    pub key_prefix: String,
     server: tokio::task::JoinHandle<()>,
     /// Backend data in memory (tmpfs), removed on drop.
     in_memory: Option<PathBuf>,
@@ -82,17 +88,25 @@ impl Harness {
         adjust: impl FnOnce(ComponentHost) -> ComponentHost,
     ) -> Harness {
         let buckets: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
-        let backend = S3Backend::start(&data, &buckets, BackendOptions::default())
-            .await
-            .expect("start backend");
-        Harness::start_on(backend, buckets, vars, adjust, Pool::default()).await
+        let recorder = Recorder::default();
+        let backend = S3Backend::start(&data, &buckets, recording(&recorder)).await.expect("start backend");
+        Harness::start_on((backend, recorder), buckets, vars, adjust, Pool::default(), false).await
+    }
+
+    /// As [`Harness::start_with`], with the proxy served over HTTPS (certificate for 127.0.0.1 from
+    /// tests/data/tls, whose `ca.pem` clients must trust).
+    pub async fn start_https(buckets: &[&str], vars: &[(&str, &str)]) -> Harness {
+        let buckets: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
+        let recorder = Recorder::default();
+        let backend = S3Backend::start(&temp_dir("backend"), &buckets, recording(&recorder)).await.expect("start backend");
+        Harness::start_on((backend, recorder), buckets, vars, |host| host, Pool::default(), true).await
     }
 
     /// As [`Harness::start_with`], with the host's instance pool sized `pool`.
     pub async fn start_pooled(buckets: &[&str], vars: &[(&str, &str)], pool: Pool) -> Harness {
         let buckets: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
         let backend = start_backend(&buckets).await;
-        Harness::start_on(backend, buckets, vars, |host| host, pool).await
+        Harness::start_on((backend, Recorder::default()), buckets, vars, |host| host, pool, false).await
     }
 
     /// As [`Harness::start_with`], with the shard `faulty` reached through a fault-injecting proxy
@@ -105,24 +119,26 @@ impl Harness {
         let endpoints = format!(r#"{{"{faulty}": "{}"}}"#, fault.endpoint());
         let mut all: Vec<(&str, &str)> = vec![("shard_endpoints", endpoints.as_str())];
         all.extend_from_slice(vars);
-        (Harness::start_on(backend, buckets, &all, |host| host, Pool::default()).await, fault)
+        (Harness::start_on((backend, Recorder::default()), buckets, &all, |host| host, Pool::default(), false).await, fault)
     }
 
-    /// The proxy over `backend`, configured for `buckets` with the local credentials and `vars`,
-    /// its host adjusted by `adjust` and its instance pool sized `pool`.
+    /// The proxy over `backend` (whose requests `backend_requests` records, if it does), configured for `buckets` with the local credentials and `vars`,
+    /// its host adjusted by `adjust`, its instance pool sized `pool`, served over HTTPS when `https`.
     async fn start_on(
-        backend: S3Backend,
+        (backend, backend_requests): (S3Backend, Recorder),
         buckets: Vec<String>,
         vars: &[(&str, &str)],
         adjust: impl FnOnce(ComponentHost) -> ComponentHost,
         pool: Pool,
+        https: bool,
     ) -> Harness {
         let mut variables = backend.proxy_variables(&buckets);
         for (k, v) in vars {
             variables.insert(k.to_string(), v.to_string());
         }
-        let (proxy, server, stats, key_values) = start_host(variables, adjust, pool).await;
-        Harness { backend, moto: None, proxy, buckets, stats, key_values, server, in_memory: None }
+        let key_prefix = variables.get("key_prefix").cloned().unwrap_or_default();
+        let (proxy, server, stats, key_values) = start_host(variables, adjust, pool, https).await;
+        Harness { backend, moto: None, proxy, buckets, stats, key_values, backend_requests, https, key_prefix, server, in_memory: None }
     }
 
     /// As [`Harness::start_with`], but the backend is a `moto` S3 server (tagging, conditional
@@ -149,7 +165,7 @@ impl Harness {
     }
 
     pub fn proxy_url(&self) -> String {
-        format!("http://{}", self.proxy)
+        format!("{}://{}", if self.https { "https" } else { "http" }, self.proxy)
     }
 
     /// An aws-sdk-s3 client talking to the proxy.
@@ -164,7 +180,7 @@ impl Harness {
 
     /// The bucket the ring assigns `key` to.
     pub fn owner(&self, key: &str) -> String {
-        tempo_s3_shard_core::ring::Ring::new(&self.buckets).owner(key).to_string()
+        tempo_s3_shard_core::ring::Ring::new(&self.buckets).with_prefix(&self.key_prefix).owner(key).to_string()
     }
 
     /// Which backend buckets hold `key`, asked directly.
@@ -200,6 +216,16 @@ pub async fn start_proxy(variables: HashMap<String, String>) -> (SocketAddr, tok
     (addr, server, stats)
 }
 
+/// Backend options that keep the head of every request received (`Harness::backend_requests`).
+fn recording(recorder: &Recorder) -> BackendOptions {
+    BackendOptions { recorder: Some(recorder.clone()), ..BackendOptions::default() }
+}
+
+/// A file of the test-only TLS material in tests/data/tls.
+pub fn tls_file(name: &str) -> Vec<u8> {
+    std::fs::read(wasm::workspace_dir().join("tests/data/tls").join(name)).expect("tests/data/tls")
+}
+
 /// A fresh s3s-fs backend holding `buckets`.
 async fn start_backend(buckets: &[String]) -> S3Backend {
     S3Backend::start(&temp_dir("backend"), buckets, BackendOptions::default()).await.expect("start backend")
@@ -210,7 +236,7 @@ pub async fn start_proxy_trusting(
     variables: HashMap<String, String>,
     roots: &[Vec<u8>],
 ) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
-    start_host(variables, trusting(roots), Pool::default()).await
+    start_host(variables, trusting(roots), Pool::default(), false).await
 }
 
 /// A host adjustment: trust these extra CA roots (DER) for HTTPS backends, if any.
@@ -219,11 +245,12 @@ fn trusting(roots: &[Vec<u8>]) -> impl FnOnce(ComponentHost) -> ComponentHost + 
 }
 
 /// Load the (built) component with `variables`, adjust its host, size its instance pool `pool`,
-/// and serve it on a free loopback port.
+/// and serve it on a free loopback port (over HTTPS when `https`, the certificate in tests/data/tls).
 async fn start_host(
     variables: HashMap<String, String>,
     adjust: impl FnOnce(ComponentHost) -> ComponentHost,
     pool: Pool,
+    https: bool,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
     let wasm = wasm::ensure_component().expect("build the component");
     let engine = component::engine_for(&pool).expect("engine");
@@ -236,7 +263,13 @@ async fn start_host(
     let host = adjust(host);
     let stats = host.stats().clone();
     let key_values = host.key_values().clone();
-    let (addr, server) = host.bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+    let local = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (addr, server) = if https {
+        let acceptor = tempo_s3_shard_host::tls::acceptor(&[tls_file("server.der")], &tls_file("server.key.der")).expect("TLS");
+        host.bind_tls(local, acceptor).await.expect("bind")
+    } else {
+        host.bind(local).await.expect("bind")
+    };
     (addr, server, stats, key_values)
 }
 

@@ -9,6 +9,7 @@ pub mod write;
 
 pub use escape::escape;
 pub use read::{
+    parse_result_field,
     parse_complete_multipart, parse_delete_objects, parse_delete_result, parse_error, parse_list_multipart_uploads,
     parse_list_objects, parse_tagging, MAX_DELETE_OBJECTS,
 };

@@ -147,6 +147,18 @@ pub fn parse_error(body: &[u8]) -> Option<(String, String)> {
     Some((code, message))
 }
 
+/// The text of element `field` of a result document (a child of its root), e.g. the `ETag` of a
+/// `CopyObjectResult`, `CopyPartResult` or `CompleteMultipartUploadResult`, or the `UploadId` of an
+/// `InitiateMultipartUploadResult` (any root name: S3 servers differ there). `None` for an error
+/// document, anything that is not XML, or an empty field.
+pub fn parse_result_field(body: &[u8], field: &str) -> Option<String> {
+    let doc = parse_tree(body)?;
+    if doc.name == "Error" {
+        return None;
+    }
+    doc.opt(field)
+}
+
 /// The root of a backend listing named `name`, and whether it says `EncodingType=url`.
 fn listing_root(body: &[u8], name: &str) -> Result<(Node, bool), S3Error> {
     let root = parse_tree(body).filter(|r| r.name == name).ok_or_else(|| bad_backend_xml(name))?;

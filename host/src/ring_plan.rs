@@ -3,7 +3,7 @@
 use anyhow::{bail, Context as _};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use tempo_s3_shard_core::ring::{hash_key, Ring};
+use tempo_s3_shard_core::ring::{hash_key_with_prefix, normalize_prefix, Ring};
 
 /// How many hash keys (and objects) each bucket of a ring receives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,12 +65,19 @@ pub fn pseudo_uuid(n: u64) -> String {
     )
 }
 
-/// Place `keys` on `current` (and `proposed`).
-pub fn analyze(source: &str, current: &[String], proposed: Option<&[String]>, keys: impl IntoIterator<Item = String>) -> Plan {
+/// Place `keys` on `current` (and `proposed`), with the proxy's `key_prefix` (normalised; empty for none).
+pub fn analyze(
+    source: &str,
+    current: &[String],
+    proposed: Option<&[String]>,
+    key_prefix: &str,
+    keys: impl IntoIterator<Item = String>,
+) -> Plan {
     let mut objects_per_hash_key: HashMap<String, u64> = HashMap::new();
     for key in keys {
-        *objects_per_hash_key.entry(hash_key(&key).to_string()).or_default() += 1;
+        *objects_per_hash_key.entry(hash_key_with_prefix(&key, key_prefix).to_string()).or_default() += 1;
     }
+    // The rings below place hash keys, which hash as themselves: no prefix to skip there.
     let ring = Ring::new(current);
     let new_ring = proposed.map(Ring::new);
     let mut dist = Distribution { buckets: current.to_vec(), hash_keys: vec![0; current.len()], objects: vec![0; current.len()] };
@@ -165,32 +172,33 @@ impl fmt::Display for Plan {
 }
 
 const USAGE: &str = "\
-usage: tempo-s3-shard ring-plan --buckets a,b,c [--proposed a,b,c,d] [--keys FILE | --synthetic N]
+usage: tempo-s3-shard ring-plan --buckets a,b,c [--proposed a,b,c,d] [--key-prefix P] [--keys FILE | --synthetic N]
 
 Prints the share of hash keys (Tempo blocks: `tenant/block`) and objects each bucket of the ring
 receives and, with --proposed, the share that would move to another bucket and from where to where.
 
   --keys FILE      object keys, one per line (e.g. `aws s3 ls --recursive` output reduced to keys)
   --synthetic N    N Tempo-shaped blocks `tenant-{i%10}/<uuid>/...` (default: 100000)
+  --key-prefix P   the proxy's key_prefix (Tempo's prefix): keys under it are placed by the two
+                   segments after it; synthetic keys are written under it
 ";
 
 /// `tempo-s3-shard ring-plan ARGS`.
 pub fn main(args: Vec<String>) -> anyhow::Result<()> {
-    let (mut buckets, mut proposed, mut keys_file, mut synthetic) = (None, None, None, None);
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value\n\n{USAGE}"));
-        match arg.as_str() {
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                return Ok(());
-            }
-            "--buckets" => buckets = Some(crate::rebalance::parse_bucket_list(&value("--buckets")?).context("--buckets")?),
-            "--proposed" => proposed = Some(crate::rebalance::parse_bucket_list(&value("--proposed")?).context("--proposed")?),
-            "--keys" => keys_file = Some(value("--keys")?),
-            "--synthetic" => synthetic = Some(value("--synthetic")?.parse::<u64>().context("--synthetic takes a number")?),
-            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+    let (mut buckets, mut proposed, mut keys_file, mut synthetic, mut prefix) = (None, None, None, None, String::new());
+    let parsed = crate::args::parse(args, USAGE, |arg, v| {
+        match arg {
+            "--buckets" => buckets = Some(crate::rebalance::parse_bucket_list(&v.value(arg)?).context("--buckets")?),
+            "--proposed" => proposed = Some(crate::rebalance::parse_bucket_list(&v.value(arg)?).context("--proposed")?),
+            "--keys" => keys_file = Some(v.value(arg)?),
+            "--synthetic" => synthetic = Some(v.parsed::<u64>(arg, "a number")?),
+            "--key-prefix" => prefix = normalize_prefix(&v.value(arg)?).map_err(|why| anyhow::anyhow!("--key-prefix {why}"))?,
+            _ => return Ok(false),
         }
+        Ok(true)
+    })?;
+    if parsed == crate::args::Parsed::Help {
+        return Ok(());
     }
     let buckets = buckets.with_context(|| format!("--buckets is required\n\n{USAGE}"))?;
     let plan = match (keys_file, synthetic) {
@@ -198,11 +206,12 @@ pub fn main(args: Vec<String>) -> anyhow::Result<()> {
         (Some(path), None) => {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
             let keys = text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()).map(str::to_string);
-            analyze(&path, &buckets, proposed.as_deref(), keys)
+            analyze(&path, &buckets, proposed.as_deref(), &prefix, keys)
         }
         (None, n) => {
             let n = n.unwrap_or(100_000);
-            analyze(&format!("{n} synthetic Tempo blocks"), &buckets, proposed.as_deref(), synthetic_keys(n))
+            let under = |k: String| if prefix.is_empty() { k } else { format!("{prefix}/{k}") };
+            analyze(&format!("{n} synthetic Tempo blocks"), &buckets, proposed.as_deref(), &prefix, synthetic_keys(n).map(under))
         }
     };
     print!("{plan}");
@@ -225,14 +234,14 @@ mod tests {
         let uuid = keys[3].split('/').nth(1).unwrap();
         assert_eq!(uuid.len(), 36);
         assert_eq!(uuid.as_bytes()[14], b'4');
-        let distinct: std::collections::HashSet<_> = keys.iter().map(|k| hash_key(k)).collect();
+        let distinct: std::collections::HashSet<_> = keys.iter().map(|k| hash_key_with_prefix(k, "")).collect();
         assert_eq!(distinct.len(), 1000);
     }
 
     #[test]
     fn files_of_a_block_count_as_one_hash_key() {
         let keys = ["t/b1/meta.json", "t/b1/data.parquet", "t/b2/meta.json", "t/index.json.gz"].map(String::from);
-        let plan = analyze("test", &names("shard1,shard2"), None, keys);
+        let plan = analyze("test", &names("shard1,shard2"), None, "", keys);
         assert_eq!(plan.total_hash_keys, 3);
         assert_eq!(plan.total_objects, 4);
         assert_eq!(plan.current.hash_keys.iter().sum::<u64>(), 3);
@@ -241,7 +250,7 @@ mod tests {
 
     #[test]
     fn adding_a_fourth_bucket_moves_about_a_quarter_and_only_to_it() {
-        let plan = analyze("test", &names("shard1,shard2,shard3"), Some(&names("shard1,shard2,shard3,shard4")), synthetic_keys(20_000));
+        let plan = analyze("test", &names("shard1,shard2,shard3"), Some(&names("shard1,shard2,shard3,shard4")), "", synthetic_keys(20_000));
         let c = plan.change.as_ref().unwrap();
         let moved = c.moved_hash_keys as f64 / plan.total_hash_keys as f64;
         assert!((0.15..0.35).contains(&moved), "moved share {moved}");
@@ -259,8 +268,21 @@ mod tests {
     }
 
     #[test]
+    fn a_key_prefix_places_by_the_segments_after_it() {
+        let buckets = names("shard1,shard2,shard3,shard4");
+        let keys: Vec<String> = synthetic_keys(2_000).map(|k| format!("traces/{k}")).collect();
+        let plan = analyze("test", &buckets, None, "traces", keys.clone());
+        assert_eq!(plan.total_hash_keys, 2_000, "one hash key per block, not per tenant");
+        let ring = Ring::new(&buckets).with_prefix("traces");
+        let on_first = keys.iter().filter(|k| ring.owner(k) == "shard1").count() as u64;
+        assert_eq!(plan.current.hash_keys[0], on_first);
+        let without = analyze("test", &buckets, None, "", keys);
+        assert_eq!(without.total_hash_keys, 10, "without the prefix rule: one hash key per tenant");
+    }
+
+    #[test]
     fn removing_a_bucket_moves_only_its_keys() {
-        let plan = analyze("test", &names("shard1,shard2,shard3,shard4"), Some(&names("shard1,shard2,shard3")), synthetic_keys(5_000));
+        let plan = analyze("test", &names("shard1,shard2,shard3,shard4"), Some(&names("shard1,shard2,shard3")), "", synthetic_keys(5_000));
         let c = plan.change.unwrap();
         assert!(c.routes.keys().all(|(from, _)| from == "shard4"), "{:?}", c.routes);
         assert_eq!(c.moved_hash_keys, plan.current.hash_keys[3]);
