@@ -69,7 +69,8 @@ enum Streamed {
 async fn streamed<T: Transport>(t: &T, proxy: &Proxy, plan: &StreamedCopy, now: u64) -> S3Result<Streamed> {
     let source = call::send(t, proxy, plan.src_shard, &plan.get, Outbound::Empty).await?;
     plan.check_source(source.head.status, &source.head.headers)?;
-    if !is_success(source.head.status) {
+    // A source that is not there to copy (a 304 of a failed condition included) fails the copy.
+    if !(200..300).contains(&source.head.status) {
         let body = t.read_body(source.response, MAX_ERROR_BODY).await.unwrap_or_default();
         return Err(copy_source_error(source.head.status, &body));
     }

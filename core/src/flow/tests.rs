@@ -332,6 +332,21 @@ fn a_copy_across_shards_streams_the_source_into_the_destination() {
 }
 
 #[test]
+fn a_copy_whose_source_condition_fails_is_412_and_writes_nothing() {
+    let p = proxy(&[]);
+    let (src, dst) = copy_keys(&p, false);
+    let script = Script::new(|c, _| match c.method.as_str() {
+        "GET" => Scripted::Answer(304, vec![], vec![]),
+        _ => ok(b""),
+    });
+    let headers = [("x-amz-copy-source", format!("/proxy-bucket/{src}")), ("x-amz-copy-source-if-none-match", "\"e\"".to_string())];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let seen = send(&script, &[], "PUT", &format!("/proxy-bucket/{dst}"), &headers);
+    assert_eq!((seen.status, seen.code().as_deref()), (412, Some("PreconditionFailed")), "{}", seen.text());
+    assert_eq!(script.calls.borrow().len(), 1, "the source GET only");
+}
+
+#[test]
 fn a_copy_to_a_missing_destination_bucket_creates_it_and_copies_again() {
     let p = proxy(&[]);
     let (src, dst) = copy_keys(&p, false);
