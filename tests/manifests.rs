@@ -22,7 +22,7 @@ fn variables_read() -> BTreeSet<String> {
     ]
     .map(String::from)
     .into();
-    let source = include_str!("../core/src/config.rs");
+    let source = include_str!("../core/src/config/mod.rs");
     for piece in source.split("value(\"").skip(1) {
         let name = piece.split('"').next().unwrap();
         if !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {

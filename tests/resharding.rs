@@ -11,27 +11,10 @@ use tempo_s3_shard_host::backends::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_a_bucket_keeps_every_object_readable_listed_once_and_deletable() {
-    let old = Harness::start(&["shard1", "shard2", "shard3"]).await;
-    old.direct().create_bucket().bucket("shard4").send().await.unwrap();
-    let s3 = old.client();
     let keys: Vec<String> = (0..60).map(|i| format!("tenant-{}/block-{i:03}/meta.json", i % 3)).collect();
-    for k in &keys {
-        s3.put_object().bucket(VIRTUAL_BUCKET).key(k).body(ByteStream::from(k.clone().into_bytes())).send().await.unwrap();
-    }
-
     // The same backends behind a four-bucket ring that remembers the three-bucket one.
-    let vars = HashMap::from([
-        ("buckets".to_string(), "shard1,shard2,shard3,shard4".to_string()),
-        ("previous_buckets".to_string(), "shard1,shard2,shard3".to_string()),
-        ("endpoint".to_string(), old.backend.endpoint()),
-        ("access_key_id".to_string(), LOCAL_ACCESS_KEY.to_string()),
-        ("secret_access_key".to_string(), LOCAL_SECRET_KEY.to_string()),
-        ("client_credentials".to_string(), format!("{LOCAL_ACCESS_KEY}:{LOCAL_SECRET_KEY}")),
-    ]);
-    let (addr, _server, _) = start_proxy(vars).await;
-    let new = s3_client(&format!("http://{addr}"), LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY);
-    let new_ring = tempo_s3_shard_core::ring::Ring::new(&["shard1", "shard2", "shard3", "shard4"].map(String::from));
-    let moved: Vec<&String> = keys.iter().filter(|k| new_ring.owner(k) != old.owner(k)).collect();
+    let (old, new, moved, _server) = resharded(&keys).await;
+    let moved: Vec<&String> = moved.iter().collect();
     assert!(!moved.is_empty() && moved.len() < keys.len(), "some, not all, blocks change owner ({})", moved.len());
 
     for k in &keys {
