@@ -1,7 +1,7 @@
 //! Inbound authentication and input hardening through the real component: every forged, stale,
 //! tampered or malformed request is refused with its S3 error, and nothing it tried to write reaches a backend.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};

@@ -8,7 +8,7 @@
 //! (`pip install boto3 awscli`). `./test` installs them all; the Python tools go into `target/venv`,
 //! which these tests put first on PATH when it exists. A missing tool fails the test with what to install; nothing is skipped.
 
-mod common;
+use crate::common;
 
 use common::{Harness, VIRTUAL_BUCKET};
 use tempo_s3_shard_host::backends::RecordedRequest;

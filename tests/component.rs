@@ -1,7 +1,7 @@
 //! The real component in the wasmtime host, in front of real SigV4-verifying S3 backends, driven by
 //! aws-sdk-s3: objects are placed by the ring, stream both ways, and errors are S3 XML.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{Harness, VIRTUAL_BUCKET};

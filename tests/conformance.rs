@@ -7,12 +7,9 @@
 //! The table runs once against moto (all cases) and once against s3s-fs (the cases it supports), one
 //! harness each; every proxied answer is also scanned for shard bucket names and backend endpoints.
 
-mod common;
-#[path = "conformance/case.rs"]
+use crate::common;
 mod case;
-#[path = "conformance/cases.rs"]
 mod cases;
-#[path = "conformance/wire.rs"]
 mod wire;
 
 use case::{Backend, Run};

@@ -4,7 +4,7 @@
 //! timeout plus one second), what the backends hold afterwards, and that the other shards kept
 //! serving. Run with `--nocapture` to see the measured time per case.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;

@@ -6,7 +6,7 @@
 //! Spin-faithful mode reproduces those sockets; 200 sequential 4 KiB GETs and PUTs on one keep-alive
 //! connection must then all stay far below that stall.
 
-mod common;
+use crate::common;
 
 use common::{Harness, VIRTUAL_BUCKET};
 use std::net::SocketAddr;

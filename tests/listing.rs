@@ -18,7 +18,7 @@
 //! - s3s-fs has no ListMultipartUploads: that test runs on moto, which ignores markers,
 //!   delimiter and max-uploads and answers in creation order (the merge copes).
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::primitives::ByteStream;

@@ -1,7 +1,7 @@
 //! The runner's Prometheus metrics: a known workload through the real component, then `GET /metrics`
 //! parsed as the text exposition format and checked per operation, status and shard.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{Harness, VIRTUAL_BUCKET};

@@ -1,6 +1,6 @@
 //! Operator endpoints through the real component: health and locate, protected like the bucket.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 

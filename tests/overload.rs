@@ -1,7 +1,7 @@
 //! Overload through the host that runs the component: a burst larger than the instance pool is
 //! answered — 200, or 503 SlowDown as S3 XML with a request id — and no connection is dropped.
 
-mod common;
+use crate::common;
 
 use common::{parse_response, Harness, VIRTUAL_BUCKET};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! One ring over two S3 services: a shard named in `shard_endpoints` lives on its own server, with
 //! its own credentials, while the others stay on the default endpoint.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{s3_client, temp_dir, Harness, VIRTUAL_BUCKET};

@@ -2,7 +2,7 @@
 //! written through the real component spread over the shards by `tenant/block`, exactly as a ring
 //! computed here places them; keys outside the prefix hash as always.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{Harness, VIRTUAL_BUCKET};

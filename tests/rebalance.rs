@@ -2,7 +2,7 @@
 //! ring owner, byte-identical and exactly once, also when a run is interrupted and run again; a dry run
 //! changes nothing; an owner's newer object wins over a stray and real conflicts are left alone.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;

@@ -2,7 +2,7 @@
 //! included) fall back to the previous owner, listings show every object once, and deletes remove
 //! every copy.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{s3_client, start_proxy, Harness, VIRTUAL_BUCKET};

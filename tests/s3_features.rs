@@ -1,7 +1,7 @@
 //! What Tempo and ordinary S3 tools do beyond put/get, through the real component: multipart uploads,
 //! ranged and conditional reads, copies within and across shards, and batch deletes.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;

@@ -2,8 +2,8 @@
 //! and through the proxy and compares the two answers.
 
 use crate::common::{Harness, VIRTUAL_BUCKET};
-use crate::wire::{self, Answer, Auth, Wire};
-use crate::{PLAIN, SHARDS};
+use super::wire::{self, Answer, Auth, Wire};
+use super::{PLAIN, SHARDS};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use tempo_s3_shard_core::checksum::{ChecksumAlgorithm, Checksummer};

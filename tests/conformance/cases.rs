@@ -3,8 +3,8 @@
 //! `{k}/{near}/...` on the same one; `{bucket}` is the bucket of the side (plain or virtual);
 //! `{upload}`, `{etagN}`, `{token}` and `{marker}` come from earlier steps.
 
-use crate::case::{checksum_of, Backend, Body, Case, Req};
-use crate::wire::{http_date, Auth, DateForm};
+use super::case::{checksum_of, Backend, Body, Case, Req};
+use super::wire::{http_date, Auth, DateForm};
 use tempo_s3_shard_core::checksum::ChecksumAlgorithm;
 
 const OBJ: &str = "{k}/b/o";
