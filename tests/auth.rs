@@ -1154,7 +1154,7 @@ fn no_secret_reaches_responses_or_stderr() {
         return;
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "leak_scenarios_child", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "auth::leak_scenarios_child", "--nocapture", "--test-threads=1"])
         .env("TEMPO_AUTH_LEAK_CHILD", "1")
         .env("TEMPO_S3_SHARD_TEST_LOG", "1")
         .output()

@@ -21,10 +21,13 @@ pub const VIRTUAL_BUCKET: &str = "proxy-bucket";
 
 /// A fresh, empty directory under target/ for one test's backend data.
 pub fn temp_dir(name: &str) -> PathBuf {
+    fresh_dir(&wasm::workspace_dir().join("target/test-data"), name)
+}
+
+/// A fresh, empty directory `name-PID-N` under `base`, unique within this test run.
+fn fresh_dir(base: &std::path::Path, name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = wasm::workspace_dir()
-        .join("target/test-data")
-        .join(format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = base.join(format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -47,8 +50,6 @@ pub struct Harness {
     /// The `key_prefix` variable the proxy runs with (empty: none).
     pub key_prefix: String,
     server: tokio::task::JoinHandle<()>,
-    /// Backend data in memory (tmpfs), removed on drop.
-    in_memory: Option<PathBuf>,
 }
 
 impl Harness {
@@ -72,11 +73,8 @@ impl Harness {
     /// data in memory where it can (/dev/shm), so disk flushes do not blur request timings.
     pub async fn start_spin_sockets(buckets: &[&str], vars: &[(&str, &str)]) -> Harness {
         let shm = std::path::Path::new("/dev/shm");
-        let in_memory = shm.is_dir().then(|| shm.join(format!("tempo-s3-shard-test-{}", std::process::id())));
-        let data = in_memory.clone().unwrap_or_else(|| temp_dir("backend"));
-        let mut h = Harness::launch(buckets, vars, data, |host| host.spin_sockets(true)).await;
-        h.in_memory = in_memory;
-        h
+        let data = if shm.is_dir() { fresh_dir(shm, "tempo-s3-shard-test") } else { temp_dir("backend") };
+        Harness::launch(buckets, vars, data, |host| host.spin_sockets(true)).await
     }
 
     /// Backends for `buckets` keeping their data in `data`, and the proxy over them, its host
@@ -138,7 +136,7 @@ impl Harness {
         }
         let key_prefix = variables.get("key_prefix").cloned().unwrap_or_default();
         let (proxy, server, stats, key_values) = start_host(variables, adjust, pool, https).await;
-        Harness { backend, moto: None, proxy, buckets, stats, key_values, backend_requests, https, key_prefix, server, in_memory: None }
+        Harness { backend, moto: None, proxy, buckets, stats, key_values, backend_requests, https, key_prefix, server }
     }
 
     /// As [`Harness::start_with`], but the backend is a `moto` S3 server (tagging, conditional
@@ -204,9 +202,9 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.server.abort();
-        if let Some(dir) = &self.in_memory {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        // The backend's data (under target/test-data, or in /dev/shm): a full run would otherwise
+        // leave gigabytes behind.
+        let _ = std::fs::remove_dir_all(&self.backend.root);
     }
 }
 
