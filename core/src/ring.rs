@@ -18,7 +18,9 @@
 //! A ring of [`CACHE_MIN_POINTS`] or more points is worth keeping between requests: its sorted table
 //! encodes to bytes ([`Ring::table_to_cache`]) under a name derived from the buckets
 //! ([`Ring::cache_key`]), and a later request adopts it ([`Ring::load_table`]) instead of hashing.
-//! A loaded table is checked for shape when adopted, and every owner it answers is re-hashed (one
+//! A loaded table is checked for shape and against its check word when adopted (so a table that
+//! lost or changed entries is refused, while one of buckets whose names make identical points, as
+//! `shard1` + `10` and `shard11` + `0` do, is not), and every owner it answers is re-hashed (one
 //! SHA-256): a point that does not belong to its bucket makes the ring distrust the table and hash.
 
 #[cfg(any(test, target_arch = "wasm32"))]
@@ -208,6 +210,14 @@ impl Table {
         self.bytes.chunks_exact(8).map(be_u64)
     }
 
+    /// The bytes to cache: the entries, then their [`check_word`].
+    fn to_cache(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.bytes.len() + 8);
+        bytes.extend_from_slice(&self.bytes);
+        bytes.extend_from_slice(&check_word(self.entries()).to_be_bytes());
+        bytes
+    }
+
     /// The first entry at or after `point`, wrapping around to the first.
     fn successor(&self, point: u32) -> u64 {
         let (mut lo, mut hi) = (0, self.len());
@@ -224,6 +234,19 @@ impl Table {
         }
         self.entry(if lo == self.len() { 0 } else { lo })
     }
+}
+
+/// A fold of a table's entries (and their number) stored after them in a cached table: a table that
+/// lost, gained or changed entries in the store no longer matches it. Cheap (one multiply per
+/// entry), as it runs on every request that adopts a table.
+fn check_word(entries: impl Iterator<Item = u64>) -> u64 {
+    let mut count = 0u64;
+    let folded = entries.fold(0x243f_6a88_85a3_08d3u64, |h, e| {
+        count += 1;
+        let h = (h ^ e).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^ h >> 29
+    });
+    folded ^ count
 }
 
 fn be_u64(bytes: &[u8]) -> u64 {
@@ -366,17 +389,20 @@ impl Ring {
             hasher.update(self.prefix.as_bytes());
         }
         let digest = hasher.finalize();
-        Some(format!("tempo-s3-shard/ring/v1/{}", crate::codec::hex(&digest)))
+        Some(format!("tempo-s3-shard/ring/v2/{}", crate::codec::hex(&digest)))
     }
 
     /// Adopt a table from [`Ring::table_to_cache`] of a ring over the same buckets. Returns false,
-    /// changing nothing, when the bytes are not such a table (wrong length, unsorted, out-of-range
-    /// bucket or replica, too many points missing) or a table is already in use.
-    pub fn load_table(&self, bytes: Vec<u8>) -> bool {
+    /// changing nothing, when the bytes are not such a table (wrong length, more points than the
+    /// ring has, unsorted, out-of-range bucket or replica, a check word that does not match) or a
+    /// table is already in use.
+    pub fn load_table(&self, mut bytes: Vec<u8>) -> bool {
         let total = self.buckets.len() * self.replicas;
-        if !bytes.len().is_multiple_of(8) || bytes.len() / 8 > total || bytes.len() / 8 < total - total / 64 - 1 {
+        if bytes.len() < 16 || !bytes.len().is_multiple_of(8) || bytes.len() / 8 - 1 > total {
             return false;
         }
+        let check = be_u64(&bytes[bytes.len() - 8..]);
+        bytes.truncate(bytes.len() - 8);
         let table = Table { bytes, loaded: true };
         let mut previous: Option<u32> = None;
         let well_formed = table.entries().all(|e| {
@@ -384,7 +410,7 @@ impl Ring {
             previous = Some(entry_point(e));
             ordered && entry_index(e) < self.buckets.len() && entry_replica(e) < self.replicas
         });
-        well_formed && self.table.set(table).is_ok()
+        well_formed && check_word(table.entries()) == check && self.table.set(table).is_ok()
     }
 
     /// The table to store in a cache after this request, if this ring hashed it (rather than loading
@@ -392,11 +418,11 @@ impl Ring {
     pub fn table_to_cache(&self) -> Option<Vec<u8>> {
         let table = self.table.get()?;
         if self.distrusted.load(Ordering::Relaxed) {
-            Some(Table::hashed(&self.compute_table()).bytes)
+            Some(Table::hashed(&self.compute_table()).to_cache())
         } else if table.loaded {
             None
         } else {
-            Some(table.bytes.clone())
+            Some(table.to_cache())
         }
     }
 
@@ -445,6 +471,12 @@ impl Ring {
             return self.scan(point);
         }
         entry_index(entry)
+    }
+
+    /// Whether this ring hashed its points (a lookup's scan or a table built here) rather than
+    /// finding every owner in a loaded table: what a cached table is there to spare.
+    pub fn hashed_here(&self) -> bool {
+        self.scanned.load(Ordering::Relaxed) != 0 || self.table.get().is_some_and(|t| !t.loaded)
     }
 
     /// The name of the bucket that owns `key`.
@@ -589,7 +621,7 @@ mod tests {
         let hashed = Ring::new(&buckets);
         hashed.build_table();
         let bytes = hashed.table_to_cache().expect("a hashed table is worth storing");
-        assert_eq!(bytes.len(), 8 * hashed.table().len());
+        assert_eq!(bytes.len(), 8 * hashed.table().len() + 8, "the entries and their check word");
         let cached = Ring::new(&buckets);
         assert!(cached.load_table(bytes.clone()));
         for i in 0..2000 {
@@ -606,7 +638,7 @@ mod tests {
         assert_eq!(Ring::new(&names(&["a", "b", "c"])).cache_key(), None);
         let buckets = sixteen();
         let key = Ring::new(&buckets).cache_key().expect("1600 points are worth caching");
-        assert!(key.starts_with("tempo-s3-shard/ring/v1/"), "{key}");
+        assert!(key.starts_with("tempo-s3-shard/ring/v2/"), "{key}");
         assert_eq!(Ring::new(&buckets).cache_key().as_deref(), Some(key.as_str()));
         let mut reordered = buckets.clone();
         reordered.swap(0, 1);
@@ -624,15 +656,23 @@ mod tests {
         hashed.build_table();
         let good = hashed.table_to_cache().unwrap();
         let entries: Vec<u64> = hashed.table().entries().collect();
-        let encode = |entries: &[u64]| -> Vec<u8> { entries.iter().flat_map(|e| e.to_be_bytes()).collect() };
+        // Well checked, so that each case is refused for its own fault.
+        let encode = |entries: &[u64]| Table::hashed(entries).to_cache();
         let mut unsorted = entries.clone();
         unsorted.swap(10, 11);
         let mut bad_bucket = entries.clone();
         bad_bucket[5] = entry(entry_point(bad_bucket[5]), 16, 0);
         let mut bad_replica = entries.clone();
         bad_replica[5] = entry(entry_point(bad_replica[5]), 0, 100);
-        let cases: [(&str, Vec<u8>); 7] = [
+        let mut changed = good.clone();
+        changed[5 * 8 + 1] ^= 1;
+        let mut one_lost = good.clone();
+        one_lost.drain(40..48);
+        let cases: [(&str, Vec<u8>); 10] = [
             ("empty", Vec::new()),
+            ("only a check word", good[good.len() - 8..].to_vec()),
+            ("an entry changed", changed),
+            ("an entry lost", one_lost),
             ("not whole entries", good[..good.len() - 3].to_vec()),
             ("half the points", good[..good.len() / 2].to_vec()),
             ("unsorted", encode(&unsorted)),
@@ -664,6 +704,22 @@ mod tests {
         assert!(ring.distrusted.load(Ordering::Relaxed));
         truth.build_table();
         assert_eq!(ring.table_to_cache(), truth.table_to_cache(), "the replacement is the real table");
+    }
+
+    #[test]
+    fn a_table_with_identical_points_is_cached_too() {
+        // shard1..shard15: "shard1" + "10" is "shard11" + "0", and so on: 50 of 1600 points merge.
+        let buckets: Vec<String> = (0..16).map(|i| format!("shard{i}")).collect();
+        let hashed = Ring::new(&buckets);
+        hashed.build_table();
+        assert!(hashed.table().len() < 1600 - 1600 / 64, "the names collide");
+        let cached = Ring::new(&buckets);
+        assert!(cached.load_table(hashed.table_to_cache().unwrap()));
+        for i in 0..500 {
+            let key = format!("tenant/block-{i}/data.parquet");
+            assert_eq!(cached.owner_index(&key), hashed.owner_index(&key), "{key}");
+        }
+        assert!(!cached.hashed_here());
     }
 
     #[test]

@@ -153,8 +153,10 @@ pub async fn handle<T: Transport>(
         }
     };
     let target = Target::parse(&proxy, &parts);
-    (log.operation, log.key, log.bucket) = target.describe(&proxy);
+    // Before anything places a key (the log's owning bucket included): a lookup without the
+    // cached table hashes every point of the ring.
     let save_rings = target.uses_ring() && ring_cache::load(&proxy, transport);
+    (log.operation, log.key, log.bucket) = target.describe(&proxy);
     let answer = match serve(transport, &proxy, &parts, https, target, now_unix).await {
         Ok(answer) => answer,
         Err(err) => {
