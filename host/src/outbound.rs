@@ -212,15 +212,18 @@ fn connect_error(failure: &ConnectFailure) -> Error {
 /// `response` whose body fails with `ConnectionReadTimeout` when a frame takes longer than `limit`
 /// to come (Spin's between-bytes timeout).
 pub fn idle_limited(response: hyper::Response<WasiBody>, limit: Duration) -> hyper::Response<WasiBody> {
-    response.map(|body| IdleLimited { body, limit, timer: None, expired: false }.boxed_unsync())
+    response.map(|body| IdleLimited { body, limit, timer: None, progressed: false, expired: false }.boxed_unsync())
 }
 
 /// A body with a between-frames time limit.
 struct IdleLimited {
     body: WasiBody,
     limit: Duration,
-    /// Started when the body first has nothing to give; reset by every frame.
+    /// Started when the body first has nothing to give, then pushed back after each frame: one
+    /// timer per body (a body of small frames would otherwise allocate and register one per frame).
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A frame arrived since the timer was last set.
+    progressed: bool,
     expired: bool,
 }
 
@@ -237,11 +240,20 @@ impl hyper::body::Body for IdleLimited {
             return Poll::Ready(None);
         }
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
-            this.timer = None;
+            this.progressed = true;
             return Poll::Ready(frame);
         }
         let limit = this.limit;
-        let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        let progressed = std::mem::take(&mut this.progressed);
+        let timer = match &mut this.timer {
+            Some(timer) => {
+                if progressed {
+                    timer.as_mut().reset(tokio::time::Instant::now() + limit);
+                }
+                timer
+            }
+            None => this.timer.insert(Box::pin(tokio::time::sleep(limit))),
+        };
         ready!(timer.as_mut().poll(cx));
         this.expired = true;
         Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
@@ -339,6 +351,27 @@ mod tests {
         assert!(matches!(err, Error::ConnectionReadTimeout));
         assert!(started.elapsed() < Duration::from_secs(2));
         assert!(body.frame().await.is_none(), "the body ends after the timeout");
+    }
+
+    #[tokio::test]
+    async fn a_body_whose_frames_keep_coming_is_never_cut() {
+        // Three pieces 120 ms apart under a 200 ms limit: 360 ms in all, but no gap over the limit.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nabc").await.unwrap();
+            for piece in [b"def", b"ghi"] {
+                tokio::time::sleep(Duration::from_millis(120)).await;
+                socket.write_all(piece).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let (response, _) = send(addr, options(1000, 1000, 200)).await.ok().unwrap();
+        let body = response.into_body().collect().await.ok().expect("no gap exceeded the limit").to_bytes();
+        assert_eq!(body.as_ref(), b"abcdefghi");
     }
 
     #[tokio::test]
