@@ -83,7 +83,7 @@ impl Transport for Spin {
 
     async fn read_body(&self, response: IncomingResponse, limit: usize) -> Result<Vec<u8>, TransportError> {
         let (mut stream, mut body) = (body::incoming(response.consume().ok()), Vec::new());
-        while let Some(chunk) = stream.next().await.filter(|_| body.len() <= limit) {
+        while let Some(chunk) = if body.len() < limit { stream.next().await } else { None } {
             body.extend_from_slice(&chunk.map_err(|()| outbound::body_broke())?);
         }
         body.truncate(limit);

@@ -84,7 +84,9 @@ pub trait Transport {
     async fn send(&self, request: &BackendRequest, body: Outbound<Self::Response>) -> Result<Sent<Self::Response, Self::Upload>, SendError>;
     /// Wait until a streamed request body has been written whole.
     async fn finish_upload(&self, upload: Self::Upload) -> Result<(), SendError>;
-    /// Read a response body, at most `limit` bytes of it (the rest is dropped).
+    /// Read a response body, at most `limit` bytes of it (the rest is dropped). Returns as soon as
+    /// `limit` bytes have arrived, without waiting to see the body end: a body of announced length
+    /// is then held the moment its last byte arrives.
     async fn read_body(&self, response: Self::Response, limit: usize) -> Result<Vec<u8>, TransportError>;
     /// The next piece of the client's request body; `None` at its end.
     async fn client_chunk(&self) -> Option<Result<Vec<u8>, TransportError>>;

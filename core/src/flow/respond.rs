@@ -22,7 +22,8 @@ pub async fn pass_on<T: Transport>(t: &T, proxy: &Proxy, shard: usize, head: Hea
     }
     match length {
         Some(n) if n <= READ_WHOLE_LIMIT => {
-            let body = t.read_body(response, n as usize + 1).await.map_err(|e| e.to_s3(proxy, shard))?;
+            // HTTP framing ends the body at its announced length; only a shorter one is possible.
+            let body = t.read_body(response, n as usize).await.map_err(|e| e.to_s3(proxy, shard))?;
             if body.len() as u64 != n {
                 let broke = super::TransportError::new(super::TransportErrorKind::Closed, format!("body of {} bytes, {n} announced", body.len()));
                 return Err(broke.to_s3(proxy, shard));
