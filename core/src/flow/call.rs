@@ -11,6 +11,7 @@ use crate::backend_error::{backend_error, bucket_exists_already, is_success, MAX
 use crate::context::Proxy;
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::request_body::{BodyFilter, RETRY_BUFFER_LIMIT};
+use crate::route::RequestParts;
 
 /// How a backend call failed below HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,12 +161,18 @@ pub async fn create_bucket<T: Transport>(t: &T, proxy: &Proxy, shard: usize, now
     Err(err)
 }
 
-/// Read a whole (small) client body through its filter, which decodes and checks it. A declared
-/// length is trusted only up to the retry buffer's size when reserving memory.
-pub async fn read_client_body<T: Transport>(t: &T, mut filter: BodyFilter, length: u64) -> S3Result<Vec<u8>> {
+/// Read a whole (small) client body through its filter, which decodes and checks it; `length` is
+/// its decoded length. A declared length is trusted only up to the retry buffer's size when
+/// reserving memory. Once the request's Content-Length has arrived nothing more can (HTTP framing),
+/// so the body is whole without waiting to see it end.
+pub async fn read_client_body<T: Transport>(t: &T, parts: &RequestParts, mut filter: BodyFilter, length: u64) -> S3Result<Vec<u8>> {
+    let sent = parts.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
     let mut body = Vec::with_capacity(length.min(RETRY_BUFFER_LIMIT as u64) as usize);
-    while let Some(chunk) = t.client_chunk().await {
+    let mut received = 0u64;
+    while sent.is_none_or(|n| received < n) {
+        let Some(chunk) = t.client_chunk().await else { break };
         let chunk = chunk.map_err(|_| client_body_ended())?;
+        received += chunk.len() as u64;
         filter.push(&chunk, &mut body)?;
         if body.len() as u64 > length {
             return Err(S3Error::new(ErrorCode::IncompleteBody, "the body is longer than its declared length"));

@@ -59,7 +59,7 @@ pub async fn run<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, https
     let body = match fwd.body {
         Body::Empty => Held::Bytes(Vec::new()),
         Body::Stream { length, filter } if length <= RETRY_BUFFER_LIMIT as u64 => {
-            let bytes = call::read_client_body(t, filter, length).await?;
+            let bytes = call::read_client_body(t, parts, filter, length).await?;
             request_body::validate_body(&fwd.op, &bytes)?;
             Held::Bytes(bytes)
         }

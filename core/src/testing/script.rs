@@ -52,7 +52,8 @@ pub fn s3_error(status: u16, code: &str) -> Scripted {
 pub struct Script<F> {
     answer: F,
     pub calls: RefCell<Vec<Call>>,
-    client: RefCell<VecDeque<Vec<u8>>>,
+    /// The client body pieces not read yet.
+    pub client: RefCell<VecDeque<Vec<u8>>>,
     pub kv: RefCell<Option<HashMap<String, Vec<u8>>>>,
 }
 
