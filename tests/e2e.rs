@@ -2,6 +2,10 @@
 //! rather than once per file: each module is one behaviour, tested through the real compiled component
 //! (`cargo test --test e2e MODULE::` runs one of them).
 
+// A failed expectation in a test helper is a failed test: unwrap there is the point (clippy.toml
+// allows it in `#[test]` functions only).
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 mod common;
 
 mod auth;

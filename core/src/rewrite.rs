@@ -83,8 +83,8 @@ impl Proxy {
         let hosts: Vec<String> = self.all_buckets.iter().map(|b| self.cfg.backend(b).endpoint.host).collect();
         let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
         let scrub = |text: &str| error_message(text, &self.all_buckets, &hosts, &self.cfg.virtual_bucket);
-        err.message = scrub(&err.message);
         err.resource = err.resource.as_deref().map(scrub);
+        err.message = scrub(&err.message);
         err
     }
 }

@@ -250,7 +250,7 @@ impl ComponentHost {
     /// writes stalls on the peer's delayed ACK (~40 ms) here as it does under `spin up`. Off (the
     /// default unless [`SPIN_SOCKETS_VAR`] is `1`): every connection sets `TCP_NODELAY`.
     pub fn spin_sockets(mut self, on: bool) -> ComponentHost {
-        if self.nodelay == !on {
+        if self.nodelay != on {
             return self;
         }
         let mut fresh = Outbound::new(self.observer.clone(), !on);

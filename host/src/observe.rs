@@ -132,7 +132,7 @@ impl Observer {
         let line = out
             .split(|b| *b == b'\n')
             .filter_map(|l| serde_json::from_slice::<AccessLine>(l).ok())
-            .last()
+            .next_back()
             .unwrap_or_else(|| AccessLine { operation: "Unknown".into(), status: 500, ..AccessLine::default() });
         let Some(head) = self.track.head.lock().ok().and_then(|mut h| h.take()) else { return };
         self.record(&head, &line);
@@ -191,29 +191,27 @@ pub struct BackendCall {
 
 impl BackendCall {
     /// Run `send` and record its result and duration (until the response head).
-    pub fn observe<B, T>(
+    pub async fn observe<B, T>(
         self,
         send: Box<dyn Future<Output = wasmtime_wasi_http::Result<(hyper::Response<B>, T)>> + Send>,
-    ) -> impl Future<Output = wasmtime_wasi_http::Result<(hyper::Response<B>, T)>> + Send {
-        async move {
-            let started = Instant::now();
-            let result = Box::into_pin(send).await;
-            let status = match &result {
-                Ok((response, _)) if response.status().as_u16() < 400 => "success",
-                _ => "error",
-            };
-            let m = &self.metrics;
-            let (op, bucket) = (("operation", self.operation.as_str()), ("bucket", self.bucket.as_str()));
-            m.add(&metrics::S3_OPERATIONS, &[op, bucket, ("status", status)], 1.0);
-            m.observe(&metrics::S3_DURATION, &[op, bucket], started.elapsed().as_secs_f64());
-            if status == "success" {
-                m.add(&metrics::BUCKET_OPERATIONS, &[bucket, op], 1.0);
-            }
-            if result.as_ref().err().is_some_and(is_timeout) {
-                m.add(&metrics::BACKEND_TIMEOUTS, &[bucket, op], 1.0);
-            }
-            result
+    ) -> wasmtime_wasi_http::Result<(hyper::Response<B>, T)> {
+        let started = Instant::now();
+        let result = Box::into_pin(send).await;
+        let status = match &result {
+            Ok((response, _)) if response.status().as_u16() < 400 => "success",
+            _ => "error",
+        };
+        let m = &self.metrics;
+        let (op, bucket) = (("operation", self.operation.as_str()), ("bucket", self.bucket.as_str()));
+        m.add(&metrics::S3_OPERATIONS, &[op, bucket, ("status", status)], 1.0);
+        m.observe(&metrics::S3_DURATION, &[op, bucket], started.elapsed().as_secs_f64());
+        if status == "success" {
+            m.add(&metrics::BUCKET_OPERATIONS, &[bucket, op], 1.0);
         }
+        if result.as_ref().err().is_some_and(is_timeout) {
+            m.add(&metrics::BACKEND_TIMEOUTS, &[bucket, op], 1.0);
+        }
+        result
     }
 }
 

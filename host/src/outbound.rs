@@ -275,11 +275,11 @@ mod tests {
     use tokio::net::TcpListener;
 
     fn options(connect_ms: u64, first_byte_ms: u64, between_bytes_ms: u64) -> Option<RequestOptions> {
-        let mut o = RequestOptions::default();
-        o.connect_timeout = Some(Duration::from_millis(connect_ms));
-        o.first_byte_timeout = Some(Duration::from_millis(first_byte_ms));
-        o.between_bytes_timeout = Some(Duration::from_millis(between_bytes_ms));
-        Some(o)
+        Some(RequestOptions {
+            connect_timeout: Some(Duration::from_millis(connect_ms)),
+            first_byte_timeout: Some(Duration::from_millis(first_byte_ms)),
+            between_bytes_timeout: Some(Duration::from_millis(between_bytes_ms)),
+        })
     }
 
     fn get(addr: std::net::SocketAddr) -> hyper::Request<WasiBody> {
@@ -370,7 +370,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
         let (response, _) = send(addr, options(1000, 1000, 200)).await.ok().unwrap();
-        let body = response.into_body().collect().await.ok().expect("no gap exceeded the limit").to_bytes();
+        let body = response.into_body().collect().await.unwrap_or_else(|_| panic!("a gap exceeded the limit")).to_bytes();
         assert_eq!(body.as_ref(), b"abcdefghi");
     }
 

@@ -372,9 +372,11 @@ impl MotoServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("moto[server] is needed for these tests: pip install 'moto[server]'");
+        // Owned from here on, so that a server that never answers is killed by the panic below.
+        let server = MotoServer { child, port };
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return MotoServer { child, port };
+                return server;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }

@@ -104,10 +104,10 @@ impl Bench {
                 for _ in 0..count {
                     host.instantiate_only().await?;
                 }
-                instantiate = t.elapsed().as_secs_f64() * 1e6 / count as f64;
+                instantiate = t.elapsed().as_secs_f64() * 1e6 / f64::from(count);
             }
             let key = "bench/head-target/obj".to_string();
-            self.put_all(&setup.dest(Target::Proxy), &[key.clone()], &Bytes::from_static(b"x"), 1).await?;
+            self.put_all(&setup.dest(Target::Proxy), std::slice::from_ref(&key), &Bytes::from_static(b"x"), 1).await?;
             let secs = self.budget.secs / 2.0;
             let head_bucket = self.compare(&setup, 1, &Op::HeadBucket, secs).await;
             let head_object = self.compare(&setup, 1, &Op::HeadObject(key.clone()), secs).await;
