@@ -404,13 +404,14 @@ impl Ring {
         let check = be_u64(&bytes[bytes.len() - 8..]);
         bytes.truncate(bytes.len() - 8);
         let table = Table { bytes, loaded: true };
-        let mut previous: Option<u32> = None;
-        let well_formed = table.entries().all(|e| {
-            let ordered = previous.is_none_or(|p| p < entry_point(e));
+        // One pass over the entries: their shape, and the check word they fold to.
+        let (mut previous, mut well_formed): (Option<u32>, bool) = (None, true);
+        let word = check_word(table.entries().inspect(|&e| {
+            well_formed &= previous.is_none_or(|p| p < entry_point(e));
+            well_formed &= entry_index(e) < self.buckets.len() && entry_replica(e) < self.replicas;
             previous = Some(entry_point(e));
-            ordered && entry_index(e) < self.buckets.len() && entry_replica(e) < self.replicas
-        });
-        well_formed && check_word(table.entries()) == check && self.table.set(table).is_ok()
+        }));
+        well_formed && word == check && self.table.set(table).is_ok()
     }
 
     /// The table to store in a cache after this request, if this ring hashed it (rather than loading
