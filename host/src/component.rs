@@ -253,11 +253,16 @@ impl ComponentHost {
         if self.nodelay != on {
             return self;
         }
-        let mut fresh = Outbound::new(self.observer.clone(), !on);
-        fresh.tls = self.outbound.tls.take();
-        self.outbound = fresh;
         self.nodelay = !on;
-        self
+        self.with_own_pool()
+    }
+
+    /// The same host with an outbound connection pool of its own (a serving thread's: a pooled
+    /// connection is driven by a task on the runtime that opened it).
+    pub fn with_own_pool(&self) -> ComponentHost {
+        let mut outbound = Outbound::new(self.observer.clone(), self.nodelay);
+        outbound.tls = self.outbound.tls.clone();
+        ComponentHost { outbound, ..self.clone() }
     }
 
     /// Run at most `pool.instances` instances at once (give the engine the same pool, see

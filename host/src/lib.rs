@@ -15,6 +15,7 @@ pub mod pool;
 pub mod ring_plan;
 pub mod rebalance;
 pub mod service;
+pub mod threads;
 pub mod wasm;
 
 pub use backends::{BackendOptions, S3Backend};

@@ -11,6 +11,7 @@ use tempo_s3_shard_host::backends::{BackendOptions, S3Backend, LOCAL_ACCESS_KEY,
 use tempo_s3_shard_host::goconfig::GoConfig;
 use tempo_s3_shard_host::service::{self, METRICS_PATH};
 use tempo_s3_shard_host::pool::Pool;
+use tempo_s3_shard_host::threads::{self, Threads};
 use tempo_s3_shard_host::{component, wasm, ComponentHost};
 use tokio::net::TcpListener;
 
@@ -194,9 +195,10 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
         tokio::spawn(service::serve_metrics(host.metrics().clone(), listener));
         host = host.without_metrics_on_port();
     }
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen} (use --listen)"))?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(service::serve(host, listener, service::shutdown_signal().context("cannot install the SIGTERM handler")?));
+    let listener = std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen} (use --listen)"))?;
+    let shutdown = service::shutdown_signal().context("cannot install the SIGTERM handler")?;
+    let server = Threads::serve(&host, listener, threads::per_core(), "tempo-s3-shard")?;
+    let addr = server.addr();
     let bucket = vars.get("virtual_bucket").cloned().unwrap_or_else(|| "proxy-bucket".into());
     println!("tempo-s3-shard component {} serving bucket '{bucket}' on http://{addr}", wasm.display());
     if args.metrics_listen.is_none() {
@@ -214,7 +216,7 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
         );
     }
     // Returns once a shutdown signal came and the requests in flight have finished.
-    server.await.context("the server task failed")?;
+    server.stop(shutdown).await;
     println!("tempo-s3-shard: stopped");
     Ok(())
 }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use tempo_s3_shard_core::ring::Ring;
 use tempo_s3_shard_host::backends::{BackendOptions, S3Backend};
 use tempo_s3_shard_host::component::{self, Stats};
+use tempo_s3_shard_host::threads::{self, Threads};
 use tempo_s3_shard_host::{wasm, ComponentHost};
 use wasmtime::Engine;
 
@@ -39,7 +40,7 @@ const SMALL: usize = 4 * 1024;
 const MIB: f64 = 1024.0 * 1024.0;
 /// The frames the backend joins s3s-fs's 4 KiB reads into, as a networked object store sends.
 const NETWORK_FRAME: usize = 64 * 1024;
-/// The name of the threads of the runtime the component host runs on (the proxy's CPU).
+/// The name of the threads the component host serves on (the proxy's CPU).
 const PROXY_THREADS: &str = "bench-proxy";
 
 /// What `tempo-s3-shard bench` was asked for.
@@ -183,9 +184,9 @@ struct Bench {
 struct Setup {
     backend: S3Backend,
     proxy: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
-    /// The runtime the component host runs on; its threads' CPU time is the proxy's.
-    runtime: Option<tokio::runtime::Runtime>,
+    /// The threads the component host serves on (one per core, as the Go proxy may use every
+    /// core); their CPU time is the proxy's. Held: dropping it stops them.
+    _server: Threads,
     go: Option<seed::GoProxy>,
     ring: Arc<Ring>,
     stats: Arc<Stats>,
@@ -196,11 +197,7 @@ struct Setup {
 
 impl Drop for Setup {
     fn drop(&mut self) {
-        self.server.abort();
         self.backend.stop();
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 
@@ -256,14 +253,8 @@ impl Bench {
         // The per-request access log is dropped rather than printed over the tables.
         let host = ComponentHost::load(&self.engine, &self.wasm, variables)?.without_stdout().spin_sockets(self.spin_sockets);
         let stats = host.stats().clone();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name(PROXY_THREADS)
-            .enable_all()
-            .build()
-            .context("cannot start the proxy's runtime")?;
-        let bound = runtime.spawn(host.clone().bind(SocketAddr::from(([127, 0, 0, 1], 0))));
-        let (proxy, server) = bound.await.context("the proxy's runtime stopped")??;
+        let server = Threads::bind(&host, SocketAddr::from(([127, 0, 0, 1], 0)), threads::per_core(), PROXY_THREADS)?;
+        let proxy = server.addr();
         let go = match &go_bin {
             Some(bin) => Some(seed::GoProxy::start(bin, &dir, &backend.endpoint(), buckets).await?),
             None => None,
@@ -271,7 +262,7 @@ impl Bench {
         let direct_bucket = extra.first().or(buckets.first()).cloned().unwrap_or_default();
         let ring = Arc::new(Ring::new(buckets));
         let anonymous = go.is_some();
-        Ok(Setup { backend, proxy, server, runtime: Some(runtime), go, ring, stats, host, direct_bucket, anonymous })
+        Ok(Setup { backend, proxy, _server: server, go, ring, stats, host, direct_bucket, anonymous })
     }
 
     /// Run `op` for `secs` at `concurrency` against `dest`, reading `cpu` around it.
