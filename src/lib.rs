@@ -7,7 +7,7 @@
 
 mod body;
 mod outbound;
-use std::cell::RefCell;
+use std::{cell::{Cell, RefCell}, rc::Rc};
 use futures::future::{self, Either, LocalBoxFuture};
 use futures::{FutureExt, Sink, SinkExt, StreamExt};
 use wasi::io::streams::StreamError;
@@ -20,14 +20,15 @@ use tempo_s3_shard_core::request_body::BodyFilter;
 use tempo_s3_shard_core::route::RequestParts;
 
 /// Body bytes arriving from the client or from a backend.
-type ByteStream = std::pin::Pin<Box<dyn futures::stream::FusedStream<Item = Result<Vec<u8>, ()>>>>;
+type ByteStream = std::pin::Pin<Box<dyn futures::stream::FusedStream<Item = Result<Vec<u8>, TransportError>>>>;
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let started = std::time::Instant::now();
     let (now_unix, request_id) = clock();
     let request = Request { parts: request_parts(&req), https: matches!(req.scheme(), Some(spin_sdk::http::Scheme::Https)), now_unix, request_id };
-    let spin = Spin { client: RefCell::new(Some(Box::pin(body::incoming(req.consume().ok())))), store: RefCell::new(None) };
+    let client_idle = Rc::new(Cell::new(0));
+    let spin = Spin { client: RefCell::new(Some(Box::pin(body::incoming(req.consume().ok(), client_idle.clone())))), client_idle, store: RefCell::new(None) };
     let (answer, finish) = flow::handle(&spin, request, |name| spin_sdk::variables::get(name).ok()).await;
     let (status, bytes) = respond(out, answer).await;
     println!("{}", finish.done(&spin, status, bytes, started.elapsed().as_micros() as u64));
@@ -36,6 +37,8 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
 /// The transport: the client's body, outbound HTTP and the key-value store `default`.
 struct Spin {
     client: RefCell<Option<ByteStream>>,
+    /// The longest pause in the client's body, in ms (0 until the core sets it).
+    client_idle: Rc<Cell<u64>>,
     /// Opened on first use; `Some(None)` when there is none.
     store: RefCell<Option<Option<Store>>>,
 }
@@ -49,19 +52,16 @@ impl Transport for Spin {
 
     async fn send(&self, request: &BackendRequest, body: Outbound<IncomingResponse>) -> Result<Sent<IncomingResponse, Upload>, SendError> {
         let outgoing = outbound::request(request).map_err(SendError::Transport)?;
-        let (stream, filter): (ByteStream, BodyFilter) = match body {
+        let (stream, filter, source): (ByteStream, _, fn(_) -> _) = match body {
             // No body stream at all: the runtime sends an empty body without waiting for one.
             Outbound::Empty => return Ok(sent(outbound::send(outgoing, request).await.map_err(SendError::Transport)?, None)),
-            Outbound::Bytes(bytes) => (Box::pin(futures::stream::once(async move { Ok(bytes) })), BodyFilter::Passthrough),
-            Outbound::Client(filter) => (self.client.borrow_mut().take().unwrap_or_else(|| Box::pin(futures::stream::once(async { Err(()) }))), filter),
-            Outbound::Backend(response) => (Box::pin(body::incoming(response.consume().ok())), BodyFilter::Passthrough),
+            Outbound::Bytes(bytes) => (Box::pin(futures::stream::once(async move { Ok(bytes) })), BodyFilter::Passthrough, SendError::Transport),
+            Outbound::Client(filter) => (self.client.borrow_mut().take().unwrap_or_else(|| Box::pin(futures::stream::once(async { Err(outbound::body_broke()) }))), filter, SendError::Client),
+            Outbound::Backend(response) => (Box::pin(body::incoming(response.consume().ok(), Rc::default())), BodyFilter::Passthrough, SendError::Transport),
         };
-        let mut pump: Upload = Box::pin(pump(stream, outgoing.take_body(), filter).map(|written| written.map(drop)));
+        let mut pump: Upload = Box::pin(pump(stream, outgoing.take_body(), filter, source).map(|written| written.map(drop)));
         // Write what is at hand before the request leaves: a small body then goes out with its head.
-        if let Some(pumped) = (&mut pump).now_or_never() {
-            pumped?;
-            return Ok(sent(outbound::send(outgoing, request).await.map_err(SendError::Transport)?, None));
-        }
+        if let Some(pumped) = (&mut pump).now_or_never() { pumped?; return Ok(sent(outbound::send(outgoing, request).await.map_err(SendError::Transport)?, None)) }
         match future::select(Box::pin(outbound::send(outgoing, request)), pump).await {
             Either::Left((response, pump)) => Ok(sent(response.map_err(SendError::Transport)?, Some(pump))),
             // The backend stopped reading: its answer (an error, as it has no whole body) is what
@@ -70,10 +70,7 @@ impl Transport for Spin {
                 let response = sending.await.map_err(|_| SendError::Transport(broke.clone()))?;
                 Ok(sent(response, Some(Box::pin(future::ready(Err(SendError::Transport(broke)))))))
             }
-            Either::Right((pumped, sending)) => {
-                pumped?;
-                Ok(sent(sending.await.map_err(SendError::Transport)?, None))
-            }
+            Either::Right((pumped, sending)) => { pumped?; Ok(sent(sending.await.map_err(SendError::Transport)?, None)) }
         }
     }
 
@@ -82,9 +79,9 @@ impl Transport for Spin {
     }
 
     async fn read_body(&self, response: IncomingResponse, limit: usize) -> Result<Vec<u8>, TransportError> {
-        let (mut stream, mut body) = (body::incoming(response.consume().ok()), Vec::new());
+        let (mut stream, mut body) = (body::incoming(response.consume().ok(), Rc::default()), Vec::new());
         while let Some(chunk) = if body.len() < limit { stream.next().await } else { None } {
-            body.extend_from_slice(&chunk.map_err(|()| outbound::body_broke())?);
+            body.extend_from_slice(&chunk?);
         }
         body.truncate(limit);
         Ok(body)
@@ -94,8 +91,10 @@ impl Transport for Spin {
         let mut client = self.client.borrow_mut().take()?;
         let next = client.next().await;
         *self.client.borrow_mut() = Some(client);
-        next.map(|chunk| chunk.map_err(|()| outbound::body_broke()))
+        next
     }
+
+    fn limit_client_idle(&self, ms: u64) { self.client_idle.set(ms) }
 
     fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
         self.with_store(|store| store.get(key).map_err(|e| format!("{e:?}")))
@@ -118,21 +117,19 @@ fn sent(response: IncomingResponse, upload: Option<Upload>) -> Sent<IncomingResp
 
 /// Write a body through the core's filter; returns how many bytes it wrote. Dropping the sink before
 /// the end (any error) makes the runtime abort the request or response rather than send a short body.
-async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = StreamError> + Unpin, mut filter: BodyFilter) -> Result<u64, SendError> {
-    let mut written = 0;
-    while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(|()| SendError::Transport(outbound::body_broke()))?;
-        written += write(&mut sink, filter.pass(piece).map_err(SendError::Body)?).await?;
+/// `source` says whose body failed when the stream does (the client's or a backend's).
+async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = StreamError> + Unpin, mut filter: BodyFilter, source: fn(TransportError) -> SendError) -> Result<u64, SendError> {
+    let (mut written, mut ended) = (0, false);
+    while !ended {
+        let data = match stream.next().await {
+            Some(piece) => filter.pass(piece.map_err(source)?),
+            None => { ended = true; filter.end() }
+        };
+        let data = data.map_err(SendError::Body)?;
+        written += data.len() as u64;
+        if !data.is_empty() { sink.send(data).await.map_err(outbound::write_failed)? }
     }
-    Ok(written + write(&mut sink, filter.end().map_err(SendError::Body)?).await?)
-}
-
-async fn write(sink: &mut (impl Sink<Vec<u8>, Error = StreamError> + Unpin), data: Vec<u8>) -> Result<u64, SendError> {
-    let len = data.len() as u64;
-    if len > 0 {
-        sink.send(data).await.map_err(outbound::write_failed)?;
-    }
-    Ok(len)
+    Ok(written)
 }
 
 /// Write the answer to the client. What is at hand of the body is written before the response is
@@ -143,16 +140,13 @@ async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>) -> (u1
     let (status, headers, body): (u16, _, Option<ByteStream>) = match answer {
         Answer::Reply(reply) if reply.body.is_empty() => (reply.status, reply.headers, None),
         Answer::Reply(reply) => (reply.status, reply.headers, Some(Box::pin(futures::stream::once(async move { Ok(reply.body) })))),
-        Answer::Stream { status, headers, response } => (status, headers, Some(Box::pin(body::incoming(response.consume().ok())))),
+        Answer::Stream { status, headers, response } => (status, headers, Some(Box::pin(body::incoming(response.consume().ok(), Rc::default())))),
     };
     let response = OutgoingResponse::new(fields(&headers));
     let _ = response.set_status_code(status);
     // No body (HEAD, 204, 304, empty): none is opened, so no length is checked against it.
-    let Some(body) = body else {
-        out.set(response);
-        return (status, Some(0));
-    };
-    let mut writing = Box::pin(pump(body, response.take_body(), BodyFilter::Passthrough));
+    let Some(body) = body else { out.set(response); return (status, Some(0)) };
+    let mut writing = Box::pin(pump(body, response.take_body(), BodyFilter::Passthrough, SendError::Transport));
     let early = (&mut writing).now_or_never();
     out.set(response);
     let written = if let Some(written) = early { written } else { writing.await };

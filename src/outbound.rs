@@ -15,19 +15,13 @@ use tempo_s3_shard_core::flow::{SendError, TransportError, TransportErrorKind};
 pub fn request(request: &BackendRequest) -> Result<OutgoingRequest, TransportError> {
     let outgoing = OutgoingRequest::new(super::fields(&request.headers));
     let method = match request.method.as_str() {
-        "GET" => Method::Get,
-        "PUT" => Method::Put,
-        "POST" => Method::Post,
-        "DELETE" => Method::Delete,
-        "HEAD" => Method::Head,
+        "GET" => Method::Get, "PUT" => Method::Put, "POST" => Method::Post, "DELETE" => Method::Delete, "HEAD" => Method::Head,
         other => Method::Other(other.to_string()),
     };
     let scheme = if request.scheme == "https" { Scheme::Https } else { Scheme::Http };
     let bad = |_| TransportError::new(TransportErrorKind::Other, "the runtime refused the request's method, scheme, authority or path");
-    outgoing.set_method(&method).map_err(bad)?;
-    outgoing.set_scheme(Some(&scheme)).map_err(bad)?;
-    outgoing.set_authority(Some(&request.authority)).map_err(bad)?;
-    outgoing.set_path_with_query(Some(&request.path_and_query)).map_err(bad)?;
+    let path = outgoing.set_path_with_query(Some(&request.path_and_query));
+    outgoing.set_method(&method).and(outgoing.set_scheme(Some(&scheme))).and(outgoing.set_authority(Some(&request.authority))).and(path).map_err(bad)?;
     Ok(outgoing)
 }
 

@@ -406,3 +406,53 @@ async fn other_shards_serve_while_one_stalls() {
     let outcome = stalled.await.unwrap();
     check(Fault::Stall, Op::Get, &outcome, Expect::Unavailable(UNREACHABLE), budget());
 }
+
+/// Send a PUT's head and its body in `pieces` (bytes, then the pause after them), leaving the
+/// connection open; read the answer, which must come within 10 s of the last piece.
+async fn upload_in_pieces(h: &Harness, key: &str, length: usize, pieces: &[(usize, Duration)]) -> (RawResponse, Duration) {
+    let mut stream = tokio::net::TcpStream::connect(h.proxy).await.expect("connect to the proxy");
+    let head = format!("PUT /{VIRTUAL_BUCKET}/{key} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("send the head");
+    for (bytes, pause) in pieces {
+        stream.write_all(&payload(*bytes, 7)).await.expect("send a piece of the body");
+        tokio::time::sleep(*pause).await;
+    }
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut piece = [0u8; 4096];
+        // The head, then as many body bytes as it announces.
+        loop {
+            let n = stream.read(&mut piece).await.unwrap_or(0);
+            buf.extend_from_slice(&piece[..n]);
+            let whole = parse_response(&buf);
+            let want = whole.header("content-length").and_then(|v| v.parse::<usize>().ok());
+            if n == 0 || want.is_some_and(|w| whole.body.len() >= w) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "{key}: no answer within 10 s");
+    (parse_response(&buf), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stalls_mid_upload_gets_request_timeout_and_nothing_is_stored() {
+    // S3 answers an upload that pauses too long with 400 RequestTimeout; so does the proxy, after
+    // client_idle_timeout (1 s here), for a held (small) body and a streamed one alike, and
+    // stores nothing.
+    let h = Harness::start_with(&["shard1", "shard2"], &[("allow_anonymous", "true"), ("client_idle_timeout", "1")]).await;
+    for (key, length, sent) in [("tenant/stall-small/data", 10_000, 1_000), ("tenant/stall-large/data", STREAMED_BYTES, STREAMED_BYTES / 2)] {
+        let (answer, waited) = upload_in_pieces(&h, key, length, &[(sent, Duration::ZERO)]).await;
+        eprintln!("{key}: {} {:?} {waited:?} after the last byte", answer.status, answer.error_code());
+        assert_eq!((answer.status, answer.error_code()), (400, Some("RequestTimeout")), "{key}: {}", answer.body);
+        assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(4), "{key}: answered {waited:?} after the last byte");
+        assert!(h.holders(key).await.is_empty(), "{key}: a stalled upload stored an object");
+    }
+    // Pauses under the limit, however many, never cut an upload: three 600 ms pauses are 1.8 s.
+    let key = "tenant/steady/data";
+    let (answer, _) = upload_in_pieces(&h, key, 4_000, &[(1_000, Duration::from_millis(600)); 4]).await;
+    assert_eq!(answer.status, 200, "a steady upload: {}", answer.body);
+    assert_eq!(h.holders(key).await.len(), 1);
+}

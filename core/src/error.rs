@@ -31,6 +31,7 @@ pub enum ErrorCode {
     NotImplemented,
     PreconditionFailed,
     RequestTimeTooSkewed,
+    RequestTimeout,
     ServiceUnavailable,
     SignatureDoesNotMatch,
     SlowDown,
@@ -69,6 +70,7 @@ impl ErrorCode {
             NotImplemented => "NotImplemented",
             PreconditionFailed => "PreconditionFailed",
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            RequestTimeout => "RequestTimeout",
             ServiceUnavailable => "ServiceUnavailable",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             SlowDown => "SlowDown",
@@ -85,7 +87,7 @@ impl ErrorCode {
             AuthorizationHeaderMalformed | AuthorizationQueryParametersError | BadDigest
             | EntityTooLarge | EntityTooSmall | IncompleteBody | InvalidArgument
             | InvalidBucketName | InvalidDigest | InvalidPart | InvalidPartOrder | InvalidRequest
-            | KeyTooLongError | MalformedXML | XAmzContentSHA256Mismatch => 400,
+            | KeyTooLongError | MalformedXML | RequestTimeout | XAmzContentSHA256Mismatch => 400,
             MissingContentLength => 411,
             NoSuchBucket | NoSuchKey | NoSuchUpload => 404,
             MethodNotAllowed => 405,
@@ -107,7 +109,7 @@ impl ErrorCode {
             InvalidArgument, InvalidBucketName, InvalidDigest, InvalidPart, InvalidPartOrder,
             InvalidRange, InvalidRequest, KeyTooLongError, MalformedXML, MethodNotAllowed,
             MissingContentLength, NoSuchBucket, NoSuchKey, NoSuchUpload, NotImplemented,
-            PreconditionFailed, RequestTimeTooSkewed, ServiceUnavailable, SignatureDoesNotMatch,
+            PreconditionFailed, RequestTimeTooSkewed, RequestTimeout, ServiceUnavailable, SignatureDoesNotMatch,
             SlowDown, XAmzContentSHA256Mismatch,
         ];
         known

@@ -70,6 +70,9 @@ pub struct Timeouts {
     pub first_byte_ms: u64,
     /// `backend_idle_timeout`: the longest pause between two pieces of a response body.
     pub idle_ms: u64,
+    /// `client_idle_timeout`: the longest pause between two pieces of a client's request body;
+    /// then the request is answered 400 RequestTimeout, as S3 answers a stalled upload.
+    pub client_idle_ms: u64,
 }
 
 /// Default `backend_connect_timeout`, in seconds.
@@ -78,6 +81,8 @@ pub const DEFAULT_CONNECT_TIMEOUT_S: u64 = 5;
 pub const DEFAULT_FIRST_BYTE_TIMEOUT_S: u64 = 30;
 /// Default `backend_idle_timeout`, in seconds.
 pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 30;
+/// Default `client_idle_timeout`, in seconds: S3 drops an upload that pauses about this long.
+pub const DEFAULT_CLIENT_IDLE_TIMEOUT_S: u64 = 20;
 
 impl Default for Timeouts {
     fn default() -> Timeouts {
@@ -85,6 +90,7 @@ impl Default for Timeouts {
             connect_ms: DEFAULT_CONNECT_TIMEOUT_S * 1000,
             first_byte_ms: DEFAULT_FIRST_BYTE_TIMEOUT_S * 1000,
             idle_ms: DEFAULT_IDLE_TIMEOUT_S * 1000,
+            client_idle_ms: DEFAULT_CLIENT_IDLE_TIMEOUT_S * 1000,
         }
     }
 }
@@ -273,6 +279,7 @@ impl Config {
             connect_ms: parse_timeout("backend_connect_timeout", value("backend_connect_timeout"), defaults.connect_ms)?,
             first_byte_ms: parse_timeout("backend_first_byte_timeout", value("backend_first_byte_timeout"), defaults.first_byte_ms)?,
             idle_ms: parse_timeout("backend_idle_timeout", value("backend_idle_timeout"), defaults.idle_ms)?,
+            client_idle_ms: parse_timeout("client_idle_timeout", value("client_idle_timeout"), defaults.client_idle_ms)?,
         };
 
         let mut cfg = Config {

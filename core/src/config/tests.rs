@@ -310,16 +310,17 @@ fn body_cap_and_forwarded_proto() {
 }
 
 #[test]
-fn backend_timeouts() {
-    assert_eq!(ok(&[]).timeouts, Timeouts { connect_ms: 5_000, first_byte_ms: 30_000, idle_ms: 30_000 });
+fn backend_and_client_timeouts() {
+    assert_eq!(ok(&[]).timeouts, Timeouts { connect_ms: 5_000, first_byte_ms: 30_000, idle_ms: 30_000, client_idle_ms: 20_000 });
     let c = ok(&[
         ("backend_connect_timeout", "0.5"),
         ("backend_first_byte_timeout", " 1 "),
         ("backend_idle_timeout", "2.25"),
+        ("client_idle_timeout", "7"),
     ]);
-    assert_eq!(c.timeouts, Timeouts { connect_ms: 500, first_byte_ms: 1_000, idle_ms: 2_250 });
+    assert_eq!(c.timeouts, Timeouts { connect_ms: 500, first_byte_ms: 1_000, idle_ms: 2_250, client_idle_ms: 7_000 });
     assert_eq!(ok(&[("backend_idle_timeout", "")]).timeouts.idle_ms, 30_000);
-    for var in ["backend_connect_timeout", "backend_first_byte_timeout", "backend_idle_timeout"] {
+    for var in ["backend_connect_timeout", "backend_first_byte_timeout", "backend_idle_timeout", "client_idle_timeout"] {
         for bad in ["abc", "5s", "-1", "0", "NaN", "inf", "1e9"] {
             let msg = fails(&[(var, bad)], var);
             assert!(msg.contains("seconds"), "{var}={bad}: {msg}");

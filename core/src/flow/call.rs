@@ -103,6 +103,7 @@ fn send_error(proxy: &Proxy, shard: usize, err: SendError) -> S3Error {
     match err {
         SendError::Transport(e) => e.to_s3(proxy, shard),
         SendError::Body(e) => e,
+        SendError::Client(e) => client_body_failed(&e),
     }
 }
 
@@ -171,7 +172,7 @@ pub async fn read_client_body<T: Transport>(t: &T, parts: &RequestParts, mut fil
     let mut received = 0u64;
     while sent.is_none_or(|n| received < n) {
         let Some(chunk) = t.client_chunk().await else { break };
-        let chunk = chunk.map_err(|_| client_body_ended())?;
+        let chunk = chunk.map_err(|e| client_body_failed(&e))?;
         received += chunk.len() as u64;
         filter.push(&chunk, &mut body)?;
         if body.len() as u64 > length {
@@ -183,6 +184,18 @@ pub async fn read_client_body<T: Transport>(t: &T, parts: &RequestParts, mut fil
         return Err(client_body_ended());
     }
     Ok(body)
+}
+
+/// The client's body broke off (400 IncompleteBody) or paused longer than `client_idle_timeout`
+/// (400 RequestTimeout, as S3 answers an upload that stalls).
+pub fn client_body_failed(err: &TransportError) -> S3Error {
+    match err.kind {
+        TransportErrorKind::Timeout => S3Error::new(
+            ErrorCode::RequestTimeout,
+            "your socket connection to the server was not read from or written to within the timeout period (client_idle_timeout); send the request again",
+        ),
+        _ => client_body_ended(),
+    }
 }
 
 /// The client's body ended (or broke off) before its declared length.

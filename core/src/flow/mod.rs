@@ -60,6 +60,9 @@ pub enum SendError {
     /// The request body failed: the client's body broke off or failed its check (the core's
     /// filter says which S3 error), or the source backend's body broke off.
     Body(S3Error),
+    /// The client's request body broke off ([`TransportErrorKind::Closed`]) or paused longer than
+    /// the limit the core set ([`TransportErrorKind::Timeout`]).
+    Client(TransportError),
 }
 
 /// A sent request: its response head, the unread response, and the upload still streaming when
@@ -90,6 +93,9 @@ pub trait Transport {
     async fn read_body(&self, response: Self::Response, limit: usize) -> Result<Vec<u8>, TransportError>;
     /// The next piece of the client's request body; `None` at its end.
     async fn client_chunk(&self) -> Option<Result<Vec<u8>, TransportError>>;
+    /// Bound every wait for the client's body (here and when it streams to a backend) to `ms`:
+    /// a longer pause ends the body with a [`TransportErrorKind::Timeout`] error.
+    fn limit_client_idle(&self, ms: u64);
     /// An entry of the key-value store `default` (`Ok(None)`: no such entry; `Err`: no store).
     fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
     /// Store an entry in the key-value store `default`.
@@ -154,6 +160,7 @@ pub async fn handle<T: Transport>(
             return (answer, Finish { proxy: None, log, save_rings: false });
         }
     };
+    transport.limit_client_idle(proxy.cfg.timeouts.client_idle_ms);
     let target = Target::parse(&proxy, &parts);
     // Before anything places a key (the log's owning bucket included): a lookup without the
     // cached table hashes every point of the ring.

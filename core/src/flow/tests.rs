@@ -225,6 +225,20 @@ fn a_client_body_that_fails_its_check_never_completes_the_write() {
     assert!(script.calls.borrow().is_empty(), "a small body is checked before it is sent");
 }
 
+#[test]
+fn a_client_that_stalls_mid_body_gets_request_timeout_and_nothing_is_written() {
+    // Held (small) and streamed (large) bodies alike: the core sets the limit from
+    // client_idle_timeout, the transport reports the pause, and S3's answer to a stalled upload follows.
+    let piece = vec![1u8; 600 * 1024];
+    for (pieces, len) in [(vec![&b"hel"[..]], 5), (vec![&piece[..]], 2 * piece.len())] {
+        let script = Script::new(|_, _| ok(b"")).with_stalled_client_body(&pieces);
+        let seen = send(&script, &[("client_idle_timeout", "2.5")], "PUT", "/proxy-bucket/t/b/k", &[("content-length", &len.to_string())]);
+        assert_eq!((seen.status, seen.code().as_deref()), (400, Some("RequestTimeout")), "{len}: {}", seen.text());
+        assert_eq!(script.client_idle_ms.get(), Some(2_500));
+        assert!(script.calls.borrow().is_empty(), "{len}: no write completes");
+    }
+}
+
 fn listing(keys: &[&str]) -> Scripted {
     let contents: String = keys.iter().map(|k| format!("<Contents><Key>{k}</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified><ETag>\"e\"</ETag><Size>1</Size></Contents>")).collect();
     ok(format!("<ListBucketResult><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>").as_bytes())

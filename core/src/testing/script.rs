@@ -1,7 +1,7 @@
 //! A scripted transport for the flows' tests: backend answers come from a closure, every call
 //! is recorded, and a call can be made to fail or to never answer.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 
 use crate::flow::{Head, Outbound, SendError, Sent, Transport, TransportError, TransportErrorKind};
@@ -55,18 +55,28 @@ pub struct Script<F> {
     /// The client body pieces not read yet.
     pub client: RefCell<VecDeque<Vec<u8>>>,
     pub kv: RefCell<Option<HashMap<String, Vec<u8>>>>,
+    /// Whether the client stops sending after its pieces (a stall past the limit), rather than ending.
+    pub client_stalls: Cell<bool>,
+    /// The limit the core set on pauses in the client's body.
+    pub client_idle_ms: Cell<Option<u64>>,
 }
 
 impl<F: Fn(&Call, usize) -> Scripted> Script<F> {
     /// Backends answer with `answer(call, n)`, `n` counting earlier calls of the same method and path.
     pub fn new(answer: F) -> Script<F> {
-        Script { answer, calls: RefCell::new(vec![]), client: RefCell::new(VecDeque::new()), kv: RefCell::new(None) }
+        Script { answer, calls: RefCell::new(vec![]), client: RefCell::new(VecDeque::new()), kv: RefCell::new(None), client_stalls: Cell::new(false), client_idle_ms: Cell::new(None) }
     }
 
     /// The client's request body, arriving in `pieces`.
     pub fn with_client_body(self, pieces: &[&[u8]]) -> Script<F> {
         *self.client.borrow_mut() = pieces.iter().map(|p| p.to_vec()).collect();
         self
+    }
+
+    /// The client's request body: `pieces`, then nothing more until the idle limit passes.
+    pub fn with_stalled_client_body(self, pieces: &[&[u8]]) -> Script<F> {
+        self.client_stalls.set(true);
+        self.with_client_body(pieces)
     }
 
     /// With a (empty) key-value store.
@@ -105,7 +115,7 @@ impl<F: Fn(&Call, usize) -> Scripted> Script<F> {
             Outbound::Client(mut filter) => {
                 let mut out = Vec::new();
                 while let Some(chunk) = self.client_chunk().await {
-                    let chunk = chunk.map_err(SendError::Transport)?;
+                    let chunk = chunk.map_err(SendError::Client)?;
                     filter.push(&chunk, &mut out).map_err(SendError::Body)?;
                 }
                 filter.finish(&mut out).map_err(SendError::Body)?;
@@ -139,7 +149,16 @@ impl<F: Fn(&Call, usize) -> Scripted> Transport for Script<F> {
     }
 
     async fn client_chunk(&self) -> Option<Result<Vec<u8>, TransportError>> {
-        self.client.borrow_mut().pop_front().map(Ok)
+        let piece = self.client.borrow_mut().pop_front();
+        match piece {
+            Some(piece) => Some(Ok(piece)),
+            None if self.client_stalls.replace(false) => Some(Err(TransportError::new(TransportErrorKind::Timeout, "scripted stall"))),
+            None => None,
+        }
+    }
+
+    fn limit_client_idle(&self, ms: u64) {
+        self.client_idle_ms.set(Some(ms));
     }
 
     fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
