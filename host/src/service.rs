@@ -18,11 +18,42 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 /// The path the metrics are served at.
 pub const METRICS_PATH: &str = "/metrics";
 
+/// Where a server's connections come from: its own listener, or sockets another thread accepted.
+pub enum Sockets {
+    Listener(TcpListener),
+    Handed(tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>),
+}
+
+impl Sockets {
+    /// The next connection; `None` when there will be none (the sender is gone).
+    async fn next(&mut self) -> Option<TcpStream> {
+        loop {
+            match self {
+                Sockets::Listener(listener) => match listener.accept().await {
+                    Ok((socket, _)) => return Some(socket),
+                    Err(_) => continue,
+                },
+                Sockets::Handed(handed) => {
+                    let socket = handed.recv().await?;
+                    if let Ok(socket) = socket.set_nonblocking(true).and_then(|()| TcpStream::from_std(socket)) {
+                        return Some(socket);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Serve `host` on `listener` until `shutdown` resolves; then stop accepting, let the connections'
 /// requests in flight finish (idle keep-alive connections close at once) and return.
 pub async fn serve(host: ComponentHost, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    serve_sockets(host, Sockets::Listener(listener), shutdown).await
+}
+
+/// [`serve`] for connections from `sockets`.
+pub async fn serve_sockets(host: ComponentHost, sockets: Sockets, shutdown: impl Future<Output = ()>) {
     let nodelay = host.nodelay;
-    accept_until(listener, shutdown, nodelay, move |socket, stop| {
+    accept_until(sockets, shutdown, nodelay, move |socket, stop| {
         let host = host.clone();
         async move {
             let metrics = host.metrics().clone();
@@ -45,7 +76,7 @@ pub async fn serve(host: ComponentHost, listener: TcpListener, shutdown: impl Fu
 
 /// Serve only `GET /metrics` on `listener` (the runner's `--metrics-listen`) until the task is aborted.
 pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) {
-    accept_until(listener, std::future::pending(), true, move |socket, stop| {
+    accept_until(Sockets::Listener(listener), std::future::pending(), true, move |socket, stop| {
         let metrics = metrics.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let metrics = metrics.clone();
@@ -62,7 +93,7 @@ pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) {
 }
 
 /// Accept connections and run `serve` on each until `shutdown`; then tell them to stop and wait.
-async fn accept_until<S, F>(listener: TcpListener, shutdown: impl Future<Output = ()>, nodelay: bool, serve: S)
+async fn accept_until<S, F>(mut sockets: Sockets, shutdown: impl Future<Output = ()>, nodelay: bool, serve: S)
 where
     S: Fn(TcpStream, watch::Receiver<bool>) -> F,
     F: Future<Output = ()> + Send + 'static,
@@ -73,8 +104,8 @@ where
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let Ok((socket, _)) = accepted else { continue };
+            accepted = sockets.next() => {
+                let Some(socket) = accepted else { break };
                 // Spin's own server never sets it (the Spin-faithful mode leaves it off too).
                 if nodelay {
                     let _ = socket.set_nodelay(true);
@@ -84,7 +115,7 @@ where
         }
         while connections.try_join_next().is_some() {}
     }
-    drop(listener);
+    drop(sockets);
     let _ = stop.send(true);
     while connections.join_next().await.is_some() {}
 }

@@ -1,17 +1,21 @@
 //! Serving on one thread per core: each thread runs a single-threaded runtime with its own outbound
-//! connection pool and accepts from the shared listener, so the tasks of one request (its
-//! connection, its instance, its backend connections) never wake another thread.
+//! connection pool, and the first also accepts, handing the connections to the threads in turn, so
+//! the tasks of one request (its connection, its instance, its backend connections) never wake
+//! another thread.
 //!
 //! On a multi-threaded runtime each of those tasks may run on a different worker, and every hop
 //! between them is a wake-up of another thread (a futex and, in a VM, an inter-processor
 //! interrupt). Measured with the bench on 2 cores, that was a tenth to a fifth of the proxy's CPU
-//! per request. Behaviour is unchanged: only where tasks run differs.
+//! per request. Threads accepting from a shared listener themselves do not spread the work: the
+//! first to wake takes a whole burst of connections. Behaviour is unchanged: only where tasks run
+//! differs.
 
 use crate::component::ComponentHost;
+use crate::service::Sockets;
 use anyhow::Context as _;
 use std::future::Future;
 use std::net::SocketAddr;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// Serving threads; dropping this stops them (each finishes the requests it has in flight).
 pub struct Threads {
@@ -26,14 +30,19 @@ impl Threads {
         listener.set_nonblocking(true).context("cannot make the listener non-blocking")?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..count.max(1)).map(|_| mpsc::unbounded_channel()).unzip();
+        let mut acceptor = Some((listener, senders, stopped));
         let mut threads = Vec::new();
-        for _ in 0..count.max(1) {
-            let (host, listener, mut stopped) = (host.with_own_pool(), listener.try_clone()?, stopped.clone());
+        for handed in receivers {
+            let (host, accepting) = (host.with_own_pool(), acceptor.take());
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start a serving thread's runtime")?;
             let thread = std::thread::Builder::new().name(name.to_string()).spawn(move || {
                 runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                    crate::service::serve(host, listener, async move { drop(stopped.wait_for(|s| *s).await) }).await;
+                    if let Some((listener, senders, stopped)) = accepting {
+                        tokio::spawn(accept(listener, senders, stopped));
+                    }
+                    // Ends once the acceptor stops and drops its senders.
+                    crate::service::serve_sockets(host, Sockets::Handed(handed), std::future::pending()).await;
                 });
             });
             threads.push(thread.context("cannot start a serving thread")?);
@@ -65,6 +74,23 @@ impl Drop for Threads {
     fn drop(&mut self) {
         // Not joined: the threads end on their own once their connections are done.
         let _ = self.stop.send(true);
+    }
+}
+
+/// Accept connections until `stopped`, handing each to the next serving thread in turn.
+async fn accept(listener: std::net::TcpListener, to: Vec<mpsc::UnboundedSender<std::net::TcpStream>>, mut stopped: watch::Receiver<bool>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+    for next in (0..to.len()).cycle() {
+        let socket = tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => socket,
+                Err(_) => continue,
+            },
+        };
+        if let Ok(socket) = socket.into_std() {
+            let _ = to[next].send(socket);
+        }
     }
 }
 
