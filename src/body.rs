@@ -1,15 +1,15 @@
 //! Incoming bodies (client requests, backend responses) as streams whose items gather what the
 //! runtime already holds, up to 256 KiB (spin-sdk reads 16 KiB at a time, and peers often send a
 //! few KiB at a time): fewer, larger writes cost the runtime far less. A pause longer than the
-//! stream's idle limit (when the core set one) ends it with a timeout.
+//! stream's idle limit (when the core set one) ends it with a timeout; [`within`] bounds a write's
+//! wait for the peer to read the same way.
 
 use futures::stream::{FusedStream, StreamExt};
 use spin_executor::CancelOnDropToken;
 use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
-use std::{cell::Cell, rc::Rc, task::Poll};
+use std::{cell::Cell, future::Future, rc::Rc, task::Poll};
 use tempo_s3_shard_core::flow::{TransportError, TransportErrorKind::Timeout};
-use wasi::clocks::monotonic_clock;
-use wasi::io::streams::{InputStream, StreamError};
+use wasi::{clocks::monotonic_clock, io::streams::{InputStream, StreamError}};
 
 /// The most one item gathers.
 const READ_BYTES: u64 = 256 * 1024;
@@ -29,11 +29,8 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
 
     impl Reading {
         fn close(&mut self) {
-            (self.waiting, self.deadline) = (None, None);
-            self.stream = None;
-            if let Some(body) = self.body.take() {
-                drop(IncomingBody::finish(body));
-            }
+            (self.waiting, self.deadline, self.stream) = (None, None, None);
+            if let Some(body) = self.body.take() { drop(IncomingBody::finish(body)) }
         }
     }
 
@@ -48,17 +45,13 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
             return Poll::Ready(Some(Err(crate::outbound::body_broke())));
         }
         let Some(input) = &reading.stream else { return Poll::Ready(None) };
-        let wake = |pollable| CancelOnDropToken::from(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()));
         match input.read(READ_BYTES) {
             Ok(bytes) if bytes.is_empty() => {
-                let (limit, now) = (idle_ms.get().saturating_mul(1_000_000), monotonic_clock::now());
-                let at = reading.deadline.take().map_or(now.saturating_add(limit), |(at, _)| at);
-                if limit > 0 && now >= at {
+                if expired(&mut reading.deadline, idle_ms.get(), cx) {
                     reading.close();
                     return Poll::Ready(Some(Err(TransportError::new(Timeout, "the body paused longer than its idle limit"))));
                 }
-                reading.deadline = (limit > 0).then(|| (at, wake(monotonic_clock::subscribe_instant(at))));
-                reading.waiting = Some(wake(input.subscribe()));
+                reading.waiting = Some(wake(input.subscribe(), cx));
                 Poll::Pending
             }
             Ok(mut bytes) => {
@@ -81,4 +74,27 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
         }
     })
     .fuse()
+}
+
+/// Wake the task of `cx` when `pollable` is ready (until the token is dropped).
+pub fn wake(pollable: wasi::io::poll::Pollable, cx: &std::task::Context) -> CancelOnDropToken {
+    CancelOnDropToken::from(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()))
+}
+
+/// Whether the pause that `deadline` times (started at its first call) has lasted `idle_ms` (0: no
+/// limit); if not, `deadline` holds a wake-up for when it will have.
+fn expired(deadline: &mut Option<(u64, CancelOnDropToken)>, idle_ms: u64, cx: &std::task::Context) -> bool {
+    let (limit, now) = (idle_ms.saturating_mul(1_000_000), monotonic_clock::now());
+    let at = deadline.take().map_or(now.saturating_add(limit), |(at, _)| at);
+    *deadline = (limit > 0 && now < at).then(|| (at, wake(monotonic_clock::subscribe_instant(at), cx)));
+    limit > 0 && now >= at
+}
+
+/// `write`, unless it waits longer than `idle_ms` (0: no limit) for the peer to take the bytes: then
+/// `Closed`, and dropping the sink makes the runtime cut the body. No clock is read for a write that
+/// is done at once.
+pub async fn within(idle_ms: u64, write: impl Future<Output = Result<(), StreamError>>) -> Result<(), StreamError> {
+    let mut deadline = None;
+    let expired = futures::future::poll_fn(move |cx| if expired(&mut deadline, idle_ms, cx) { Poll::Ready(()) } else { Poll::Pending });
+    match futures::future::select(std::pin::pin!(write), std::pin::pin!(expired)).await { futures::future::Either::Left((written, _)) => written, _ => Err(StreamError::Closed) }
 }

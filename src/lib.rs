@@ -8,16 +8,11 @@
 mod body;
 mod outbound;
 use std::{cell::{Cell, RefCell}, rc::Rc};
-use futures::future::{self, Either, LocalBoxFuture};
-use futures::{FutureExt, Sink, SinkExt, StreamExt};
+use futures::{future::{self, Either, LocalBoxFuture}, FutureExt, Sink, SinkExt, StreamExt};
 use wasi::io::streams::StreamError;
-use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam};
-use spin_sdk::http_component;
-use spin_sdk::key_value::Store;
-use tempo_s3_shard_core::backend::BackendRequest;
+use spin_sdk::{http::{Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam}, http_component, key_value::Store};
+use tempo_s3_shard_core::{backend::BackendRequest, request_body::BodyFilter, route::RequestParts};
 use tempo_s3_shard_core::flow::{self, Answer, Head, Outbound, Request, SendError, Sent, Transport, TransportError};
-use tempo_s3_shard_core::request_body::BodyFilter;
-use tempo_s3_shard_core::route::RequestParts;
 
 /// Body bytes arriving from the client or from a backend.
 type ByteStream = std::pin::Pin<Box<dyn futures::stream::FusedStream<Item = Result<Vec<u8>, TransportError>>>>;
@@ -30,14 +25,14 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let client_idle = Rc::new(Cell::new(0));
     let spin = Spin { client: RefCell::new(Some(Box::pin(body::incoming(req.consume().ok(), client_idle.clone())))), client_idle, store: RefCell::new(None) };
     let (answer, finish) = flow::handle(&spin, request, |name| spin_sdk::variables::get(name).ok()).await;
-    let (status, bytes) = respond(out, answer).await;
+    let (status, bytes) = respond(out, answer, spin.client_idle.get()).await;
     println!("{}", finish.done(&spin, status, bytes, started.elapsed().as_micros() as u64));
 }
 
 /// The transport: the client's body, outbound HTTP and the key-value store `default`.
 struct Spin {
     client: RefCell<Option<ByteStream>>,
-    /// The longest pause in the client's body, in ms (0 until the core sets it).
+    /// The longest pause of the client, sending or reading, in ms (0 until the core sets it).
     client_idle: Rc<Cell<u64>>,
     /// Opened on first use; `Some(None)` when there is none.
     store: RefCell<Option<Option<Store>>>,
@@ -59,7 +54,7 @@ impl Transport for Spin {
             Outbound::Client(filter) => (self.client.borrow_mut().take().unwrap_or_else(|| Box::pin(futures::stream::once(async { Err(outbound::body_broke()) }))), filter, SendError::Client),
             Outbound::Backend(response) => (Box::pin(body::incoming(response.consume().ok(), Rc::default())), BodyFilter::Passthrough, SendError::Transport),
         };
-        let mut pump: Upload = Box::pin(pump(stream, outgoing.take_body(), filter, source).map(|written| written.map(drop)));
+        let mut pump: Upload = Box::pin(pump(stream, outgoing.take_body(), filter, source, 0).map(|written| written.map(drop)));
         // Write what is at hand before the request leaves: a small body then goes out with its head.
         if let Some(pumped) = (&mut pump).now_or_never() { pumped?; return Ok(sent(outbound::send(outgoing, request).await.map_err(SendError::Transport)?, None)) }
         match future::select(Box::pin(outbound::send(outgoing, request)), pump).await {
@@ -74,9 +69,7 @@ impl Transport for Spin {
         }
     }
 
-    async fn finish_upload(&self, upload: Upload) -> Result<(), SendError> {
-        upload.await
-    }
+    async fn finish_upload(&self, upload: Upload) -> Result<(), SendError> { upload.await }
 
     async fn read_body(&self, response: IncomingResponse, limit: usize) -> Result<Vec<u8>, TransportError> {
         let (mut stream, mut body) = (body::incoming(response.consume().ok(), Rc::default()), Vec::new());
@@ -96,13 +89,9 @@ impl Transport for Spin {
 
     fn limit_client_idle(&self, ms: u64) { self.client_idle.set(ms) }
 
-    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.with_store(|store| store.get(key).map_err(|e| format!("{e:?}")))
-    }
+    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> { self.with_store(|store| store.get(key).map_err(|e| format!("{e:?}"))) }
 
-    fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        self.with_store(|store| store.set(key, value).map_err(|e| format!("{e:?}")))
-    }
+    fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), String> { self.with_store(|store| store.set(key, value).map_err(|e| format!("{e:?}"))) }
 }
 
 impl Spin {
@@ -117,8 +106,9 @@ fn sent(response: IncomingResponse, upload: Option<Upload>) -> Sent<IncomingResp
 
 /// Write a body through the core's filter; returns how many bytes it wrote. Dropping the sink before
 /// the end (any error) makes the runtime abort the request or response rather than send a short body.
-/// `source` says whose body failed when the stream does (the client's or a backend's).
-async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = StreamError> + Unpin, mut filter: BodyFilter, source: fn(TransportError) -> SendError) -> Result<u64, SendError> {
+/// `source` says whose body failed when the stream does (the client's or a backend's); a write that
+/// waits longer than `idle_ms` for the peer to read fails.
+async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = StreamError> + Unpin, mut filter: BodyFilter, source: fn(TransportError) -> SendError, idle_ms: u64) -> Result<u64, SendError> {
     let (mut written, mut ended) = (0, false);
     while !ended {
         let data = match stream.next().await {
@@ -127,16 +117,16 @@ async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = Strea
         };
         let data = data.map_err(SendError::Body)?;
         written += data.len() as u64;
-        if !data.is_empty() { sink.send(data).await.map_err(outbound::write_failed)? }
+        if !data.is_empty() { body::within(idle_ms, sink.send(data)).await.map_err(outbound::write_failed)? }
     }
     Ok(written)
 }
 
 /// Write the answer to the client. What is at hand of the body is written before the response is
 /// handed to the runtime, so head and body (a held body whole) leave together. Returns the status
-/// and the body bytes sent (`None` when the body broke off: the runtime then aborts the response
-/// rather than truncate it).
-async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>) -> (u16, Option<u64>) {
+/// and the body bytes sent (`None` when the body broke off or the client stopped reading for longer
+/// than `idle_ms`: the runtime then aborts the response rather than truncate it).
+async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>, idle_ms: u64) -> (u16, Option<u64>) {
     let (status, headers, body): (u16, _, Option<ByteStream>) = match answer {
         Answer::Reply(reply) if reply.body.is_empty() => (reply.status, reply.headers, None),
         Answer::Reply(reply) => (reply.status, reply.headers, Some(Box::pin(futures::stream::once(async move { Ok(reply.body) })))),
@@ -146,7 +136,7 @@ async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>) -> (u1
     let _ = response.set_status_code(status);
     // No body (HEAD, 204, 304, empty): none is opened, so no length is checked against it.
     let Some(body) = body else { out.set(response); return (status, Some(0)) };
-    let mut writing = Box::pin(pump(body, response.take_body(), BodyFilter::Passthrough, SendError::Transport));
+    let mut writing = Box::pin(pump(body, response.take_body(), BodyFilter::Passthrough, SendError::Transport, idle_ms));
     let early = (&mut writing).now_or_never();
     out.set(response);
     let written = if let Some(written) = early { written } else { writing.await };

@@ -1,15 +1,11 @@
 //! Outbound HTTP: a core `BackendRequest` as a wasi-http request, sent with its timeouts as
 //! request options, and the runtime's errors reported as the core's transport errors.
 
-use std::future::Future;
-use std::task::Poll;
-
+use std::{future::Future, task::Poll};
 use spin_executor::CancelOnDropToken;
 use spin_sdk::http::{IncomingResponse, Method, OutgoingRequest, Scheme};
-use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
-use spin_sdk::wit::wasi::http0_2_0::types::{ErrorCode, FutureIncomingResponse, RequestOptions};
-use tempo_s3_shard_core::backend::BackendRequest;
-use tempo_s3_shard_core::flow::{SendError, TransportError, TransportErrorKind};
+use spin_sdk::wit::wasi::http0_2_0::{outgoing_handler, types::{ErrorCode, FutureIncomingResponse, RequestOptions}};
+use tempo_s3_shard_core::{backend::BackendRequest, flow::{SendError, TransportError, TransportErrorKind}};
 
 /// The wasi-http request for `request` (its body is written separately).
 pub fn request(request: &BackendRequest) -> Result<OutgoingRequest, TransportError> {
@@ -54,8 +50,7 @@ pub fn send(outgoing: OutgoingRequest, request: &BackendRequest) -> impl Future<
                 })
             }
             None => {
-                let token = spin_executor::push_waker_and_get_token(response.subscribe(), cx.waker().clone());
-                state.waiting = Some(CancelOnDropToken::from(token));
+                state.waiting = Some(crate::body::wake(response.subscribe(), cx));
                 Poll::Pending
             }
         }

@@ -456,3 +456,61 @@ async fn a_client_that_stalls_mid_upload_gets_request_timeout_and_nothing_is_sto
     assert_eq!(answer.status, 200, "a steady upload: {}", answer.body);
     assert_eq!(h.holders(key).await.len(), 1);
 }
+
+/// The object a slow reader asks for: far more than the socket buffers between it and the proxy hold.
+const SLOW_READ_BYTES: usize = 16 * 1024 * 1024;
+
+/// A GET of `key` on a connection with a small receive window, read until the connection ends (an
+/// end or a reset both count), pausing as `pauses` say (once so many bytes arrived, how long).
+/// Returns the body bytes that arrived.
+async fn read_slowly(proxy: std::net::SocketAddr, key: &str, pauses: Vec<(usize, Duration)>) -> usize {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("a small receive buffer");
+    let mut stream = socket.connect(proxy).await.expect("connect to the proxy");
+    stream.write_all(get(&format!("/{VIRTUAL_BUCKET}/{key}"), "").as_bytes()).await.expect("send the GET");
+    let (mut head, mut received, mut piece) = (Vec::new(), 0usize, vec![0u8; 64 * 1024]);
+    let (mut pauses, mut body_at) = (pauses.into_iter().peekable(), None);
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let n = match stream.read(&mut piece).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            received += n;
+            if body_at.is_none() {
+                head.extend_from_slice(&piece[..n]);
+                body_at = head.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4);
+            }
+            if let Some((_, pause)) = pauses.next_if(|(after, _)| received >= *after) {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    });
+    assert!(read.await.is_ok(), "{key}: the response neither ended nor was cut within 20 s");
+    received - body_at.expect("a response head")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_and_frees_its_instance() {
+    // The response's head is out, so the only answer to a client that stops reading for longer
+    // than client_idle_timeout (1 s here) is to cut the body, and the instance it held is freed.
+    // With a single instance, another request is served while the stalled client reads nothing.
+    let pool = tempo_s3_shard_host::pool::Pool { instances: 1, wait: Duration::from_secs(3) };
+    let h = Harness::start_pooled(&["shard1", "shard2"], &[("allow_anonymous", "true"), ("client_idle_timeout", "1")], pool).await;
+    let key = "tenant/slow-reader/data";
+    h.direct().put_object().bucket(h.owner(key)).key(key).body(ByteStream::from(payload(SLOW_READ_BYTES, 3))).send().await.unwrap();
+
+    let stalled = tokio::spawn(read_slowly(h.proxy, key, vec![(1, Duration::from_secs(6))]));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    let other = h.raw(get(&format!("/{VIRTUAL_BUCKET}/tenant/other/data"), "").as_bytes()).await;
+    assert_eq!(other.status, 404, "another request while the stalled client holds the only instance: {}", other.body);
+    assert!(started.elapsed() < Duration::from_secs(2), "another request waited {:?} for the instance", started.elapsed());
+    let received = stalled.await.unwrap();
+    eprintln!("the stalled client got {received} of {SLOW_READ_BYTES} bytes");
+    assert!(received < SLOW_READ_BYTES, "a client that stopped reading for 6 s still got the whole body");
+
+    // Pauses under the limit never cut a response.
+    let pauses = vec![(1 << 20, Duration::from_millis(600)), (4 << 20, Duration::from_millis(600)), (8 << 20, Duration::from_millis(600))];
+    assert_eq!(read_slowly(h.proxy, key, pauses).await, SLOW_READ_BYTES, "a client pausing 0.6 s at a time lost part of the body");
+}

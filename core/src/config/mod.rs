@@ -70,8 +70,9 @@ pub struct Timeouts {
     pub first_byte_ms: u64,
     /// `backend_idle_timeout`: the longest pause between two pieces of a response body.
     pub idle_ms: u64,
-    /// `client_idle_timeout`: the longest pause between two pieces of a client's request body;
-    /// then the request is answered 400 RequestTimeout, as S3 answers a stalled upload.
+    /// `client_idle_timeout`: the longest a client may pause between two pieces of its request body
+    /// (then the request is answered 400 RequestTimeout, as S3 answers a stalled upload) or while
+    /// reading the response (then the body is cut: its head is out).
     pub client_idle_ms: u64,
 }
 

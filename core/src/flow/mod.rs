@@ -93,8 +93,9 @@ pub trait Transport {
     async fn read_body(&self, response: Self::Response, limit: usize) -> Result<Vec<u8>, TransportError>;
     /// The next piece of the client's request body; `None` at its end.
     async fn client_chunk(&self) -> Option<Result<Vec<u8>, TransportError>>;
-    /// Bound every wait for the client's body (here and when it streams to a backend) to `ms`:
-    /// a longer pause ends the body with a [`TransportErrorKind::Timeout`] error.
+    /// Bound every wait on the client to `ms`: for its body (here and when it streams to a backend),
+    /// where a longer pause ends the body with a [`TransportErrorKind::Timeout`] error, and for it
+    /// to read the response, which is then cut.
     fn limit_client_idle(&self, ms: u64);
     /// An entry of the key-value store `default` (`Ok(None)`: no such entry; `Err`: no store).
     fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
