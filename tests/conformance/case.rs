@@ -193,11 +193,6 @@ impl Case {
         self.unordered = true;
         self
     }
-
-    pub fn pending(mut self, why: &'static str) -> Case {
-        self.pending = Some(why);
-        self
-    }
 }
 
 /// The outcome of one case on one backend.

@@ -30,6 +30,10 @@ fn parse_fields(authorization: &str) -> Result<(&str, &str, &str), S3Error> {
         {
             return Err(unsupported_auth());
         }
+        // Not an AWS scheme at all (Bearer, Basic, ...): S3's answer names the header.
+        if !authorization.trim().is_empty() && !authorization.starts_with("AWS") {
+            return Err(S3Error::invalid_argument("Unsupported Authorization Type"));
+        }
         return Err(mech.malformed("it must start with AWS4-HMAC-SHA256"));
     };
     let (mut credential, mut signed_headers, mut sig) = (None, None, None);
