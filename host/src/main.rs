@@ -41,6 +41,8 @@ options:
   --only 1,3,4,5       bench: only these scenario groups (1-2 small objects, 3 large, 4 LIST, 5 fixed work)
   --seed-bin FILE      bench: also measure the original Go proxy (this binary, started per backend
                        with a generated config.json); this project then serves anonymous requests too
+  --rounds N           bench: alternate the targets N times per row (each round as long as by default)
+                       and run each large transfer N times; steadier ratios on a noisy machine
 
 bench: `cargo run -p tempo-s3-shard-host -- bench [--quick]`. No --release is needed: the dev profile
 builds all dependencies (wasmtime, hyper, s3s) at opt-level 2, and the component is always built with
@@ -60,6 +62,7 @@ struct Args {
     only: Option<String>,
     spin_sockets: bool,
     seed_bin: Option<PathBuf>,
+    rounds: Option<usize>,
     max_instances: Option<String>,
     instance_wait: Option<String>,
 }
@@ -78,6 +81,7 @@ fn parse_args() -> anyhow::Result<Args> {
         only: None,
         spin_sockets: false,
         seed_bin: None,
+        rounds: None,
         max_instances: std::env::var(tempo_s3_shard_host::pool::INSTANCES_ENV).ok(),
         instance_wait: std::env::var(tempo_s3_shard_host::pool::WAIT_ENV).ok(),
     };
@@ -92,6 +96,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seed-bin" => args.seed_bin = Some(PathBuf::from(v.value(arg)?)),
             "--ca-cert" => args.ca_cert = Some(PathBuf::from(v.value(arg)?)),
             "--only" => args.only = Some(v.value(arg)?),
+            "--rounds" => args.rounds = Some(v.parsed(arg, "a number of rounds")?),
             "--max-instances" => args.max_instances = Some(v.value(arg)?),
             "--instance-wait" => args.instance_wait = Some(v.value(arg)?),
             "--data" => args.data = PathBuf::from(v.value(arg)?),
@@ -138,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
                 only: args.only.clone(),
                 spin_sockets: args.spin_sockets,
                 seed_bin: args.seed_bin.clone(),
+                rounds: args.rounds,
             };
             bench::run(&options).await
         }

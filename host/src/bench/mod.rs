@@ -53,6 +53,9 @@ pub struct Options {
     pub spin_sockets: bool,
     /// The original Go proxy's binary, to measure as a third target.
     pub seed_bin: Option<PathBuf>,
+    /// Alternate the targets this many times per row (each round as long as by default), and
+    /// take large transfers as often: on a noisy machine every target then meets the same phases.
+    pub rounds: Option<usize>,
 }
 
 /// How long each measurement runs.
@@ -68,11 +71,15 @@ struct Budget {
 }
 
 impl Budget {
-    fn new(quick: bool) -> Budget {
-        if quick {
+    fn new(quick: bool, rounds: Option<usize>) -> Budget {
+        let budget = if quick {
             Budget { secs: 0.6, rounds: 1, warmup: 0.15, large: 256 << 20, large_reps: 2 }
         } else {
             Budget { secs: 2.0, rounds: 2, warmup: 0.3, large: 1 << 30, large_reps: 3 }
+        };
+        match rounds.filter(|n| *n > 0) {
+            Some(n) => Budget { secs: budget.secs / budget.rounds as f64 * n as f64, rounds: n, large_reps: n, ..budget },
+            None => budget,
         }
     }
 }
@@ -95,7 +102,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         wasm: wasm.clone(),
         data,
         client: http_client(),
-        budget: Budget::new(options.quick),
+        budget: Budget::new(options.quick, options.rounds),
         seq: 0,
         spin_sockets: options.spin_sockets,
         seed_bin: options.seed_bin.clone(),
@@ -153,7 +160,7 @@ fn print_preamble(bench: &Bench, options: &Options) {
     if options.spin_sockets {
         println!("ours runs with Spin's sockets: no TCP_NODELAY on its accepted or outbound connections");
     }
-    println!("every figure is measured in this run, the targets alternating; latencies are per request;");
+    println!("every figure is measured in this run, the targets alternating ({} rounds per row, {} transfers per large row); latencies are per request;", bench.budget.rounds, bench.budget.large_reps);
     println!("cpu/op = the proxy's CPU time (its runtime's threads, or the Go process) per request");
     println!("the backend sends bodies in frames of 64 KiB or more, as a networked store does, unless a row says otherwise");
     println!("backend data: {}\n", bench.data.display());
