@@ -139,6 +139,9 @@ pub fn forward_request_headers(client: &[(String, String)]) -> Vec<(String, Stri
             out.extend(without_aws_chunked(value).map(|v| (lower, v)));
             continue;
         }
+        if lower == "range" && !crate::checks::is_honoured_range(value) {
+            continue;
+        }
         out.push((lower, value.clone()));
     }
     out
@@ -347,6 +350,12 @@ mod tests {
 
     fn client(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn forwards_only_ranges_s3_serves() {
+        assert_eq!(forward_request_headers(&client(&[("Range", "bytes=1-2")])), client(&[("range", "bytes=1-2")]));
+        assert_eq!(forward_request_headers(&client(&[("Range", "bytes=2-1")])), vec![]);
     }
 
     #[test]

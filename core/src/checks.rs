@@ -1,5 +1,5 @@
-//! Request checks S3 makes whatever the backend would do: copy-source ranges and conditions, and
-//! HTTP transfer encodings S3 does not implement.
+//! Request checks S3 makes whatever the backend would do: copy-source ranges and conditions, the
+//! `Range` headers it ignores, and HTTP transfer encodings S3 does not implement.
 
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::route::header;
@@ -102,6 +102,23 @@ fn etag_in(list: &str, etag: &str) -> bool {
     list.split(',').any(|t| t.trim() == "*" || bare(t) == bare(etag))
 }
 
+/// Whether S3 acts on a `Range` header: one `bytes=` range (`first-last` with first <= last,
+/// `first-`, or `-suffix`). S3 ignores any other (another unit, several ranges, a reversed or
+/// malformed range) and answers with the whole object, so such a header is not forwarded: some
+/// backends (s3s-fs) refuse it instead.
+pub fn is_honoured_range(value: &str) -> bool {
+    let Some((first, last)) = value.trim().strip_prefix("bytes=").and_then(|spec| spec.split_once('-')) else { return false };
+    let (first, last) = (first.trim(), last.trim());
+    let offset = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    // Offsets of any length compare as numbers once leading zeros are gone.
+    let number = |s: &str| { let s = s.trim_start_matches('0'); (s.len(), s.to_string()) };
+    match (first.is_empty(), last.is_empty()) {
+        (true, _) => offset(last),
+        (false, true) => offset(first),
+        (false, false) => offset(first) && offset(last) && number(first) <= number(last),
+    }
+}
+
 /// S3 answers a body sent with `Transfer-Encoding: chunked` and no Content-Length with 501
 /// NotImplemented (it needs every length up front); refuse it the same way before any backend is asked.
 pub fn transfer_encoding(headers: &[(String, String)]) -> S3Result<()> {
@@ -132,6 +149,16 @@ mod tests {
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn ranges_s3_ignores_are_told_apart_from_those_it_serves() {
+        for served in ["bytes=0-4", "bytes=3-", "bytes=-3", "bytes=0-0", "bytes=5-100", "bytes=100-200", "bytes=9-10", "bytes=007-12", "bytes=1-99999999999999999999999"] {
+            assert!(is_honoured_range(served), "{served}");
+        }
+        for ignored in ["bytes=abc", "items=0-1", "bytes=5-2", "bytes=10-9", "bytes=0-1,3-4", "bytes=-", "bytes=", "bytes=1", "0-4", "bytes=99999999999999999999999-1", "bytes=-x"] {
+            assert!(!is_honoured_range(ignored), "{ignored}");
+        }
     }
 
     #[test]

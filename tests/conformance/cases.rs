@@ -129,6 +129,9 @@ fn objects() -> Vec<Case> {
     v
 }
 
+/// Why s3s-fs's answer to a `Range` that S3 ignores is not the one to match.
+const S3S_REFUSES_RANGE: &str = "s3s-fs answers 400 to a Range header that S3 ignores, serving the whole object";
+
 fn ranges() -> Vec<Case> {
     let ten = "0123456789";
     let r = |name: &str, range: &str| c(name, get(OBJ).h("Range", range)).setup(put(OBJ, ten));
@@ -141,9 +144,12 @@ fn ranges() -> Vec<Case> {
         r("range end beyond size", "bytes=5-100"),
         r("range start beyond size", "bytes=100-200"),
         r("range start at size", "bytes=10-"),
-        r("range malformed is ignored", "bytes=abc"),
-        r("range other unit is ignored", "items=0-1"),
-        r("range reversed is ignored", "bytes=5-2"),
+        r("range malformed is ignored", "bytes=abc").except_having(Backend::S3sFs, S3S_REFUSES_RANGE, ten),
+        r("range other unit is ignored", "items=0-1")
+            .except_having(Backend::S3sFs, S3S_REFUSES_RANGE, ten)
+            .except_having(Backend::Moto, "moto serves a range of any unit as bytes; S3 ignores units other than bytes", ten),
+        r("range reversed is ignored", "bytes=5-2").except_having(Backend::S3sFs, S3S_REFUSES_RANGE, ten),
+        r("range of several ranges is ignored", "bytes=0-1,3-4").except_having(Backend::S3sFs, S3S_REFUSES_RANGE, ten),
         c("range on head", head(OBJ).h("Range", "bytes=0-1")).setup(put(OBJ, ten)),
         c("range on empty object", get(OBJ).h("Range", "bytes=0-0")).setup(put(OBJ, "")),
         // s3s-fs drops the connection on a suffix range of an empty object.
