@@ -92,9 +92,9 @@ fn expired(deadline: &mut Option<(u64, CancelOnDropToken)>, idle_ms: u64, cx: &s
 
 /// `write`, unless it waits longer than `idle_ms` (0: no limit) for the peer to take the bytes: then
 /// `Closed`, and dropping the sink makes the runtime cut the body. No clock is read for a write that
-/// is done at once.
+/// is done at once or has no limit.
 pub async fn within(idle_ms: u64, write: impl Future<Output = Result<(), StreamError>>) -> Result<(), StreamError> {
     let mut deadline = None;
-    let expired = futures::future::poll_fn(move |cx| if expired(&mut deadline, idle_ms, cx) { Poll::Ready(()) } else { Poll::Pending });
+    let expired = futures::future::poll_fn(move |cx| if idle_ms > 0 && expired(&mut deadline, idle_ms, cx) { Poll::Ready(()) } else { Poll::Pending });
     match futures::future::select(std::pin::pin!(write), std::pin::pin!(expired)).await { futures::future::Either::Left((written, _)) => written, _ => Err(StreamError::Closed) }
 }

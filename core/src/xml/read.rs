@@ -159,100 +159,105 @@ pub fn parse_result_field(body: &[u8], field: &str) -> Option<String> {
     doc.opt(field)
 }
 
-/// The root of a backend listing named `name`, and whether it says `EncodingType=url`.
-fn listing_root(body: &[u8], name: &str) -> Result<(Node, bool), S3Error> {
-    let root = parse_tree(body).filter(|r| r.name == name).ok_or_else(|| bad_backend_xml(name))?;
-    let url = root.text_of("EncodingType").is_some_and(|t| t.trim().eq_ignore_ascii_case("url"));
-    Ok((root, url))
+/// A backend listing's root element, and how its names read (URL-decoded when it says
+/// `EncodingType=url`): what ListObjects and ListMultipartUploads answers share.
+struct Listing {
+    root: Node,
+    url: bool,
+    name: &'static str,
 }
 
-/// A key or prefix of the listing `listing`, URL-decoded when the listing is encoded.
-fn listed_name(s: &str, url: bool, listing: &str) -> Result<String, S3Error> {
-    if !url {
-        return Ok(s.to_string());
+impl Listing {
+    /// The root of `body`, which must be named `name`.
+    fn parse(body: &[u8], name: &'static str) -> Result<Listing, S3Error> {
+        let root = parse_tree(body).filter(|r| r.name == name).ok_or_else(|| bad_backend_xml(name))?;
+        let url = root.text_of("EncodingType").is_some_and(|t| t.trim().eq_ignore_ascii_case("url"));
+        Ok(Listing { root, url, name })
     }
-    url_decode(s).ok_or_else(|| bad_backend_xml(listing))
+
+    fn bad(&self) -> S3Error {
+        bad_backend_xml(self.name)
+    }
+
+    /// A key or prefix as listed, URL-decoded when the listing is encoded.
+    fn decode(&self, s: &str) -> Result<String, S3Error> {
+        if !self.url {
+            return Ok(s.to_string());
+        }
+        url_decode(s).ok_or_else(|| self.bad())
+    }
+
+    /// The text of the root's child `field` (a marker), decoded as a name.
+    fn decoded(&self, field: &str) -> Result<Option<String>, S3Error> {
+        self.root.opt(field).map(|m| self.decode(&m)).transpose()
+    }
+
+    /// The `Key` child of `n`, decoded; a listing entry without one is malformed.
+    fn key_of(&self, n: &Node) -> Result<String, S3Error> {
+        self.decode(n.text_of("Key").ok_or_else(|| self.bad())?)
+    }
+
+    fn common_prefixes(&self) -> Result<Vec<String>, S3Error> {
+        self.root.all("CommonPrefixes").flat_map(|cp| cp.all("Prefix")).map(|p| self.decode(&p.text)).collect()
+    }
+
+    fn is_truncated(&self) -> Result<bool, S3Error> {
+        self.root.text_of("IsTruncated").map_or(Ok(false), |t| parse_bool(t).ok_or_else(|| self.bad()))
+    }
+}
+
+/// The `name` child of `n` (an `Owner` or `Initiator`) as an owner.
+fn owner(n: &Node, name: &str) -> Option<Owner> {
+    n.child(name).map(|o| Owner {
+        id: o.text_of("ID").unwrap_or("").to_string(),
+        display_name: o.text_of("DisplayName").unwrap_or("").to_string(),
+    })
 }
 
 /// A backend's ListBucketResult (V1 or V2), URL-decoding keys and prefixes when it encoded them.
 pub fn parse_list_objects(body: &[u8]) -> Result<BackendPage, S3Error> {
-    let bad = || bad_backend_xml("ListBucketResult");
-    let (root, url) = listing_root(body, "ListBucketResult")?;
-    let decode = |s: &str| listed_name(s, url, "ListBucketResult");
-    let mut page = BackendPage { encoding_type_url: url, ..BackendPage::default() };
-    for c in root.all("Contents") {
-        let key = decode(c.text_of("Key").ok_or_else(bad)?)?;
+    let listing = Listing::parse(body, "ListBucketResult")?;
+    let mut page = BackendPage { encoding_type_url: listing.url, ..BackendPage::default() };
+    for c in listing.root.all("Contents") {
         let size = match c.text_of("Size") {
-            Some(s) => s.trim().parse::<u64>().map_err(|_| bad())?,
+            Some(s) => s.trim().parse::<u64>().map_err(|_| listing.bad())?,
             None => 0,
         };
-        let owner = c.child("Owner").map(|o| Owner {
-            id: o.text_of("ID").unwrap_or("").to_string(),
-            display_name: o.text_of("DisplayName").unwrap_or("").to_string(),
-        });
         page.objects.push(ObjectEntry {
-            key,
+            key: listing.key_of(c)?,
             last_modified: c.text_of("LastModified").unwrap_or("").trim().to_string(),
             etag: c.text_of("ETag").unwrap_or("").trim().to_string(),
             size,
             storage_class: c.opt("StorageClass").unwrap_or_else(|| "STANDARD".to_string()),
-            owner,
+            owner: owner(c, "Owner"),
         });
     }
-    for cp in root.all("CommonPrefixes") {
-        for p in cp.all("Prefix") {
-            page.common_prefixes.push(decode(&p.text)?);
-        }
-    }
-    page.is_truncated = match root.text_of("IsTruncated") {
-        Some(t) => parse_bool(t).ok_or_else(bad)?,
-        None => false,
-    };
-    page.next_continuation_token = root.opt("NextContinuationToken");
-    page.next_marker = match root.opt("NextMarker") {
-        Some(m) => Some(decode(&m)?),
-        None => None,
-    };
+    page.common_prefixes = listing.common_prefixes()?;
+    page.is_truncated = listing.is_truncated()?;
+    page.next_continuation_token = listing.root.opt("NextContinuationToken");
+    page.next_marker = listing.decoded("NextMarker")?;
     Ok(page)
 }
 
 /// A backend's ListMultipartUploadsResult, URL-decoding keys and prefixes when it encoded them.
 pub fn parse_list_multipart_uploads(body: &[u8]) -> Result<UploadsPage, S3Error> {
-    let bad = || bad_backend_xml("ListMultipartUploadsResult");
-    let (root, url) = listing_root(body, "ListMultipartUploadsResult")?;
-    let decode = |s: &str| listed_name(s, url, "ListMultipartUploadsResult");
-    let who = |n: &Node, name: &str| {
-        n.child(name).map(|o| Owner {
-            id: o.text_of("ID").unwrap_or("").to_string(),
-            display_name: o.text_of("DisplayName").unwrap_or("").to_string(),
-        })
-    };
+    let listing = Listing::parse(body, "ListMultipartUploadsResult")?;
     let mut page = UploadsPage::default();
-    for u in root.all("Upload") {
+    for u in listing.root.all("Upload") {
         page.uploads.push(UploadEntry {
-            key: decode(u.text_of("Key").ok_or_else(bad)?)?,
-            upload_id: u.opt("UploadId").ok_or_else(bad)?.trim().to_string(),
-            initiator: who(u, "Initiator"),
-            owner: who(u, "Owner"),
+            key: listing.key_of(u)?,
+            upload_id: u.opt("UploadId").ok_or_else(|| listing.bad())?.trim().to_string(),
+            initiator: owner(u, "Initiator"),
+            owner: owner(u, "Owner"),
             storage_class: u.opt("StorageClass").unwrap_or_else(|| "STANDARD".to_string()),
             initiated: u.text_of("Initiated").unwrap_or("").trim().to_string(),
             checksum_algorithm: u.opt("ChecksumAlgorithm"),
         });
     }
-    for cp in root.all("CommonPrefixes") {
-        for p in cp.all("Prefix") {
-            page.common_prefixes.push(decode(&p.text)?);
-        }
-    }
-    page.is_truncated = match root.text_of("IsTruncated") {
-        Some(t) => parse_bool(t).ok_or_else(bad)?,
-        None => false,
-    };
-    page.next_key_marker = match root.opt("NextKeyMarker") {
-        Some(m) => Some(decode(&m)?),
-        None => None,
-    };
-    page.next_upload_id_marker = root.opt("NextUploadIdMarker");
+    page.common_prefixes = listing.common_prefixes()?;
+    page.is_truncated = listing.is_truncated()?;
+    page.next_key_marker = listing.decoded("NextKeyMarker")?;
+    page.next_upload_id_marker = listing.root.opt("NextUploadIdMarker");
     Ok(page)
 }
 
