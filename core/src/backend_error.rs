@@ -39,7 +39,7 @@ pub fn backend_error(status: u16, body: &[u8]) -> S3Error {
 /// (S3 answers failed `x-amz-copy-source-if-*` that way), a missing bucket a missing key.
 pub fn copy_source_error(status: u16, body: &[u8]) -> S3Error {
     if status == 304 || status == 412 {
-        return S3Error::new(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold");
+        return crate::checks::precondition_failed();
     }
     let err = backend_error(status, body);
     if err.code == ErrorCode::NoSuchBucket {

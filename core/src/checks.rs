@@ -1,5 +1,6 @@
-//! Request checks S3 makes whatever the backend would do: copy-source ranges and conditions, the
-//! `Range` headers it ignores, and HTTP transfer encodings S3 does not implement.
+//! Request checks S3 makes whatever the backend would do: conditions of reads and copies,
+//! copy-source ranges, the `Range` headers it ignores, and HTTP transfer encodings S3 does not
+//! implement.
 
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::route::header;
@@ -65,35 +66,64 @@ impl CopyRange {
     }
 }
 
-/// Evaluate a copy's `x-amz-copy-source-if-*` conditions against the source's `ETag` and
-/// `Last-Modified` (from the source GET's answer), as S3 does: a failed condition is 412
-/// PreconditionFailed, and a passing if-match (if-none-match) overrides a failing
-/// if-unmodified-since (if-modified-since). Backends that ignore conditions on GET are covered.
-pub fn copy_source_conditions(client: &[(String, String)], source: &[(String, String)]) -> S3Result<()> {
-    let etag = header(source, "etag").unwrap_or_default();
-    let modified = header(source, "last-modified").and_then(crate::clock::parse_http_date);
+/// Which kind of condition failed: an if-match or if-unmodified-since (S3 answers a GET 412
+/// PreconditionFailed), or an if-none-match or if-modified-since (a GET gets 304 Not Modified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    Precondition,
+    NotModified,
+}
+
+/// Evaluate the conditions named `names` (if-match, if-unmodified-since, if-none-match,
+/// if-modified-since) of `client` against an object's `ETag` and `Last-Modified` (from a backend's
+/// answer), as S3 does: a passing if-match (if-none-match) overrides a failing
+/// if-unmodified-since (if-modified-since); dates that do not parse are ignored.
+fn conditions(client: &[(String, String)], object: &[(String, String)], names: [&str; 4]) -> Result<(), Failed> {
+    let [if_match, if_unmodified_since, if_none_match, if_modified_since] = names;
+    let etag = header(object, "etag").unwrap_or_default();
+    let modified = header(object, "last-modified").and_then(crate::clock::parse_http_date);
     let date = |name: &str| header(client, name).and_then(crate::clock::parse_http_date);
     let matches = |name: &str| header(client, name).map(|list| etag_in(list, etag));
-    let failed = || Err(S3Error::new(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
-    match matches("x-amz-copy-source-if-match") {
-        Some(false) => return failed(),
+    match matches(if_match) {
+        Some(false) => return Err(Failed::Precondition),
         Some(true) => {}
         None => {
-            if let (Some(limit), Some(m)) = (date("x-amz-copy-source-if-unmodified-since"), modified) {
+            if let (Some(limit), Some(m)) = (date(if_unmodified_since), modified) {
                 if m > limit {
-                    return failed();
+                    return Err(Failed::Precondition);
                 }
             }
         }
     }
-    match matches("x-amz-copy-source-if-none-match") {
-        Some(true) => failed(),
+    match matches(if_none_match) {
+        Some(true) => Err(Failed::NotModified),
         Some(false) => Ok(()),
-        None => match (date("x-amz-copy-source-if-modified-since"), modified) {
-            (Some(since), Some(m)) if m <= since => failed(),
+        None => match (date(if_modified_since), modified) {
+            (Some(since), Some(m)) if m <= since => Err(Failed::NotModified),
             _ => Ok(()),
         },
     }
+}
+
+/// Evaluate a copy's `x-amz-copy-source-if-*` conditions against the source's `ETag` and
+/// `Last-Modified` (from the source GET's answer): any failed condition is 412 PreconditionFailed.
+/// Backends that ignore conditions on GET are covered.
+pub fn copy_source_conditions(client: &[(String, String)], source: &[(String, String)]) -> S3Result<()> {
+    let names = ["x-amz-copy-source-if-match", "x-amz-copy-source-if-unmodified-since", "x-amz-copy-source-if-none-match", "x-amz-copy-source-if-modified-since"];
+    conditions(client, source, names).map_err(|_| precondition_failed())
+}
+
+/// Evaluate a GET's or HEAD's `If-Match`, `If-Unmodified-Since`, `If-None-Match` and
+/// `If-Modified-Since` against the object's headers as a backend answered them. A backend that
+/// evaluates them has already answered 412 or 304; one that ignores them (s3s-fs) answers 200, and
+/// this is what makes the client's answer S3's anyway.
+pub fn read_conditions(client: &[(String, String)], object: &[(String, String)]) -> Result<(), Failed> {
+    conditions(client, object, ["if-match", "if-unmodified-since", "if-none-match", "if-modified-since"])
+}
+
+/// S3's answer to a failed if-match or if-unmodified-since.
+pub fn precondition_failed() -> S3Error {
+    S3Error::new(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
 }
 
 /// Whether `etag` is in a conditional header's list (`*` matches any; weak tags compare equal).
@@ -202,6 +232,32 @@ mod tests {
         // A matching if-match wins over a failing if-unmodified-since; likewise for none-match.
         assert_eq!(check(&[("x-amz-copy-source-if-match", "\"abc\""), ("x-amz-copy-source-if-unmodified-since", "Sat, 01 Jan 2000 00:00:00 GMT")]), Ok(()));
         assert_eq!(check(&[("x-amz-copy-source-if-none-match", "\"x\""), ("x-amz-copy-source-if-modified-since", "Fri, 01 Jan 2100 00:00:00 GMT")]), Ok(()));
+    }
+
+    #[test]
+    fn read_conditions_fail_as_on_s3_with_412_or_304() {
+        let object = h(&[("etag", "\"abc\""), ("last-modified", "Wed, 01 Jan 2025 00:00:00 GMT")]);
+        let check = |pairs: &[(&str, &str)]| read_conditions(&h(pairs), &object);
+        let (past, future) = ("Sat, 01 Jan 2000 00:00:00 GMT", "Fri, 01 Jan 2100 00:00:00 GMT");
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&[("If-Match", "\"abc\"")]), Ok(()));
+        assert_eq!(check(&[("If-Match", "*")]), Ok(()));
+        assert_eq!(check(&[("If-Match", "\"other\"")]), Err(Failed::Precondition));
+        assert_eq!(check(&[("If-Unmodified-Since", past)]), Err(Failed::Precondition));
+        assert_eq!(check(&[("If-Unmodified-Since", future)]), Ok(()));
+        assert_eq!(check(&[("If-None-Match", "\"abc\"")]), Err(Failed::NotModified));
+        assert_eq!(check(&[("If-None-Match", "W/\"abc\"")]), Err(Failed::NotModified));
+        assert_eq!(check(&[("If-None-Match", "*")]), Err(Failed::NotModified));
+        assert_eq!(check(&[("If-None-Match", "\"other\"")]), Ok(()));
+        assert_eq!(check(&[("If-Modified-Since", future)]), Err(Failed::NotModified));
+        assert_eq!(check(&[("If-Modified-Since", past)]), Ok(()));
+        assert_eq!(check(&[("If-Modified-Since", "not a date")]), Ok(()));
+        // S3: if-match true and if-unmodified-since false is 200; if-none-match false (a match)
+        // is 304 whatever if-modified-since says; a failed if-match is 412 before any 304.
+        assert_eq!(check(&[("If-Match", "\"abc\""), ("If-Unmodified-Since", past)]), Ok(()));
+        assert_eq!(check(&[("If-None-Match", "\"abc\""), ("If-Modified-Since", past)]), Err(Failed::NotModified));
+        assert_eq!(check(&[("If-None-Match", "\"other\""), ("If-Modified-Since", future)]), Ok(()));
+        assert_eq!(check(&[("If-Match", "\"other\""), ("If-None-Match", "\"abc\"")]), Err(Failed::Precondition));
     }
 
     #[test]

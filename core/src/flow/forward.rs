@@ -1,10 +1,12 @@
 //! One call to the shard that owns a key: the request body streamed (or held, when small), the
-//! previous owner asked while resharding, a missing bucket created and the write retried.
+//! previous owner asked while resharding, a missing bucket created and the write retried, and a
+//! read's conditions held to S3's rules whether or not the backend evaluated them.
 
 use super::{call, respond, Answer, Outbound, Transport};
 use crate::backend::{self, BackendRequest};
 use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use crate::backend_error::{self, is_success, no_such_key, on_missing_bucket, MissingBucket};
+use crate::checks::{self, Failed};
 use crate::context::Proxy;
 use crate::error::{ErrorCode, S3Result};
 use crate::reply::Reply;
@@ -70,7 +72,29 @@ pub async fn run<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, https
     let mut attempt = Attempt::new(t, proxy, &op, &parts.method, now);
     attempt.also = also.as_ref();
     attempt.origin = &origin;
-    attempt.run(shard, request, body, fallback).await
+    let answer = attempt.run(shard, request, body, fallback).await?;
+    read_conditions_hold(&op, parts, answer)
+}
+
+/// A GET or HEAD that a backend answered with the object although one of its conditions fails
+/// (a backend that ignores them): S3's 412 PreconditionFailed or 304 Not Modified instead, the
+/// object's body left unread.
+fn read_conditions_hold<R>(op: &Operation, parts: &RequestParts, answer: Answer<R>) -> S3Result<Answer<R>> {
+    let (status, headers) = match &answer {
+        Answer::Reply(reply) => (reply.status, &reply.headers),
+        Answer::Stream { status, headers, .. } => (*status, headers),
+    };
+    if !matches!(op, Operation::GetObject { .. } | Operation::HeadObject { .. }) || !matches!(status, 200 | 206) {
+        return Ok(answer);
+    }
+    match checks::read_conditions(&parts.headers, headers) {
+        Ok(()) => Ok(answer),
+        Err(Failed::Precondition) => Err(checks::precondition_failed()),
+        Err(Failed::NotModified) => {
+            let kept = headers.iter().filter(|(n, _)| matches!(n.as_str(), "etag" | "last-modified")).cloned().collect();
+            Ok(Answer::Reply(Reply { status: 304, headers: kept, body: Vec::new() }))
+        }
+    }
 }
 
 /// A request body: held in memory (sent again when needed) or the client's stream (sent once).

@@ -89,6 +89,28 @@ fn get_goes_to_the_owner_and_a_small_body_leaves_whole() {
 }
 
 #[test]
+fn a_read_whose_condition_fails_gets_412_or_304_even_from_a_backend_that_ignores_it() {
+    // The backend answers the object whatever the conditions say (as s3s-fs does).
+    let object = || Scripted::Answer(200, vec![("etag".into(), "\"abc\"".into()), ("content-length".into(), "5".into())], b"hello".to_vec());
+    let script = Script::new(|_, _| object());
+    for method in ["GET", "HEAD"] {
+        let seen = send(&script, &[], method, "/proxy-bucket/t/b/k", &[("If-Match", "\"other\"")]);
+        assert_eq!(seen.status, 412, "{method}");
+        if method == "GET" {
+            assert_eq!(seen.code().as_deref(), Some("PreconditionFailed"));
+        }
+        let seen = send(&script, &[], method, "/proxy-bucket/t/b/k", &[("If-None-Match", "\"abc\"")]);
+        assert_eq!((seen.status, seen.body.len()), (304, 0), "{method}");
+        assert_eq!(header(&seen.headers, "etag"), Some("\"abc\""));
+        let seen = send(&script, &[], method, "/proxy-bucket/t/b/k", &[("If-Match", "\"abc\"")]);
+        assert_eq!(seen.status, 200, "{method}");
+    }
+    // A backend's own 304 passes as it is.
+    let script = Script::new(|_, _| Scripted::Answer(304, vec![("etag".into(), "\"abc\"".into())], vec![]));
+    assert_eq!(send(&script, &[], "GET", "/proxy-bucket/t/b/k", &[("If-None-Match", "\"abc\"")]).status, 304);
+}
+
+#[test]
 fn a_large_body_streams_and_a_head_answer_has_none() {
     let big = vec![7u8; 200 * 1024];
     let script = Script::new(|_, _| ok(&big));
