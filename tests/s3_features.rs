@@ -106,6 +106,13 @@ async fn ranged_and_conditional_reads() {
 
     let ok = s3.head_object().bucket(VIRTUAL_BUCKET).key(key).if_match(&etag).send().await.unwrap();
     assert_eq!(ok.content_length(), Some(100_000));
+    // s3s-fs ignores read conditions; the proxy answers as S3 does.
+    let err = s3.get_object().bucket(VIRTUAL_BUCKET).key(key).if_match("\"0123456789abcdef0123456789abcdef\"").send().await.unwrap_err();
+    assert_eq!(code(err), "PreconditionFailed");
+    let err = s3.get_object().bucket(VIRTUAL_BUCKET).key(key).if_none_match(&etag).send().await.unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(304));
+    let got = s3.get_object().bucket(VIRTUAL_BUCKET).key(key).if_none_match("\"other\"").range("bytes=0-9").send().await.unwrap();
+    assert_eq!(got.content_length(), Some(10));
 
     let got = s3
         .get_object()
@@ -118,6 +125,23 @@ async fn ranged_and_conditional_reads() {
         .unwrap();
     assert_eq!(got.content_type(), Some("text/x-override"));
     assert_eq!(got.content_disposition(), Some("attachment; filename=\"i.bin\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_upload_keeps_its_checksum_and_a_read_checks_it() {
+    // The SDK sends a CRC32 with every PutObject (in a trailer or a header); the backend must
+    // store it, as S3 does, so a read with checksum mode gets it back and verifies the body.
+    let h = Harness::start(&SHARDS).await;
+    let s3 = h.client();
+    let key = "tenant/block/checksummed";
+    let body = data(200_000, 3);
+    let put = s3.put_object().bucket(VIRTUAL_BUCKET).key(key).body(ByteStream::from(body.clone())).send().await.unwrap();
+    let sent = put.checksum_crc32().expect("the PUT's answer echoes the CRC32").to_string();
+    let head = s3.head_object().bucket(VIRTUAL_BUCKET).key(key).checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled).send().await.unwrap();
+    assert_eq!(head.checksum_crc32(), Some(sent.as_str()));
+    let got = s3.get_object().bucket(VIRTUAL_BUCKET).key(key).checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled).send().await.unwrap();
+    assert_eq!(got.checksum_crc32(), Some(sent.as_str()));
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), &body[..]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! How a client's request body reaches a backend: its length, S3's limits, and the filter that checks it.
 
-use crate::chunked::ChunkedDecoder;
+use crate::chunked::{ChunkedDecoder, Trailers};
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::route::{header, Operation, RequestParts};
 use crate::sigv4::{self, PayloadMode};
@@ -86,11 +86,12 @@ impl BodyFilter {
         Ok(out)
     }
 
-    /// At the end of the body: check it, then release what was withheld into `out`.
-    pub fn finish(&mut self, out: &mut Vec<u8>) -> S3Result<()> {
+    /// At the end of the body: check it, then release what was withheld into `out`. Returns what
+    /// an aws-chunked body's trailer carried (its checksum, already verified).
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> S3Result<Trailers> {
         use sha2::Digest;
         match self {
-            BodyFilter::Passthrough => {}
+            BodyFilter::Passthrough => Ok(Trailers::default()),
             BodyFilter::Sha256 { expected, hasher, held } => {
                 let actual = hex(&hasher.clone().finalize());
                 if !sigv4::verify::constant_time_eq(actual.as_bytes(), expected.to_ascii_lowercase().as_bytes()) {
@@ -100,12 +101,10 @@ impl BodyFilter {
                     ));
                 }
                 out.extend(held.take());
+                Ok(Trailers::default())
             }
-            BodyFilter::AwsChunked(decoder) => {
-                decoder.finish(out)?;
-            }
+            BodyFilter::AwsChunked(decoder) => decoder.finish(out),
         }
-        Ok(())
     }
 }
 

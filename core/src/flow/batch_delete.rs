@@ -17,7 +17,7 @@ pub async fn run<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, paylo
         Body::Stream { length, .. } if length > MAX_DELETE_BODY as u64 => {
             return Err(S3Error::new(ErrorCode::MalformedXML, "the Delete request body is too large"))
         }
-        Body::Stream { length, filter } => call::read_client_body(t, parts, filter, length).await?,
+        Body::Stream { length, filter } => call::read_client_body(t, parts, filter, length).await?.0,
         Body::Empty => Vec::new(),
     };
     let batch = batch_delete::plan(&parts.headers, &bytes, proxy.all_buckets.len(), |k| proxy.owners(k))?;

@@ -7,6 +7,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::{Head, Outbound, SendError, Sent, Transport};
 use crate::backend::BackendRequest;
+use crate::chunked::Trailers;
 use crate::backend_error::{backend_error, bucket_exists_already, is_success, MAX_ERROR_BODY};
 use crate::context::Proxy;
 use crate::error::{ErrorCode, S3Error, S3Result};
@@ -165,8 +166,9 @@ pub async fn create_bucket<T: Transport>(t: &T, proxy: &Proxy, shard: usize, now
 /// Read a whole (small) client body through its filter, which decodes and checks it; `length` is
 /// its decoded length. A declared length is trusted only up to the retry buffer's size when
 /// reserving memory. Once the request's Content-Length has arrived nothing more can (HTTP framing),
-/// so the body is whole without waiting to see it end.
-pub async fn read_client_body<T: Transport>(t: &T, parts: &RequestParts, mut filter: BodyFilter, length: u64) -> S3Result<Vec<u8>> {
+/// so the body is whole without waiting to see it end. Returns the body and what an aws-chunked
+/// body's trailer carried.
+pub async fn read_client_body<T: Transport>(t: &T, parts: &RequestParts, mut filter: BodyFilter, length: u64) -> S3Result<(Vec<u8>, Trailers)> {
     let sent = parts.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
     let mut body = Vec::with_capacity(length.min(RETRY_BUFFER_LIMIT as u64) as usize);
     let mut received = 0u64;
@@ -179,11 +181,11 @@ pub async fn read_client_body<T: Transport>(t: &T, parts: &RequestParts, mut fil
             return Err(S3Error::new(ErrorCode::IncompleteBody, "the body is longer than its declared length"));
         }
     }
-    filter.finish(&mut body)?;
+    let trailers = filter.finish(&mut body)?;
     if body.len() as u64 != length {
         return Err(client_body_ended());
     }
-    Ok(body)
+    Ok((body, trailers))
 }
 
 /// The client's body broke off (400 IncompleteBody) or paused longer than `client_idle_timeout`

@@ -57,12 +57,16 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: Route, payload: PayloadM
 
 /// Carry out a forwarded request.
 pub async fn run<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, https: bool, route: Route, payload: PayloadMode, now: u64) -> S3Result<Answer<T::Response>> {
-    let fwd = plan(proxy, parts, route, payload, now)?;
-    let body = match fwd.body {
+    let query = route.query.clone();
+    let mut fwd = plan(proxy, parts, route, payload, now)?;
+    let body = match std::mem::replace(&mut fwd.body, Body::Empty) {
         Body::Empty => Held::Bytes(Vec::new()),
         Body::Stream { length, filter } if length <= RETRY_BUFFER_LIMIT as u64 => {
-            let bytes = call::read_client_body(t, parts, filter, length).await?;
+            let (bytes, trailers) = call::read_client_body(t, parts, filter, length).await?;
             request_body::validate_body(&fwd.op, &bytes)?;
+            if let Some((algorithm, value)) = trailers.checksum {
+                fwd.request = with_checksum(proxy, parts, &fwd, &query, (algorithm.header_name(), value), length, now);
+            }
             Held::Bytes(bytes)
         }
         Body::Stream { filter, .. } => Held::Client(filter),
@@ -74,6 +78,18 @@ pub async fn run<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, https
     attempt.origin = &origin;
     let answer = attempt.run(shard, request, body, fallback).await?;
     read_conditions_hold(&op, parts, answer)
+}
+
+/// The backend request of `fwd` again, with the checksum an aws-chunked body's trailer carried as
+/// a header: the body goes on decoded and whole, so the backend verifies and stores the checksum
+/// as S3 does with a trailing one (and echoes it in its answer).
+fn with_checksum(proxy: &Proxy, parts: &RequestParts, fwd: &Forward, query: &[(String, String)], checksum: (&str, String), length: u64, now: u64) -> BackendRequest {
+    let mut headers = backend::forward_request_headers(&parts.headers);
+    headers.retain(|(n, _)| n != checksum.0);
+    headers.push((checksum.0.to_string(), checksum.1));
+    headers.push(("content-length".into(), length.to_string()));
+    let key = fwd.op.key().unwrap_or_default();
+    proxy.request(&parts.method, fwd.shard, Some(key), query, headers, UNSIGNED_PAYLOAD, now)
 }
 
 /// A GET or HEAD that a backend answered with the object although one of its conditions fails

@@ -148,6 +148,35 @@ fn deletes_while_resharding_remove_both_copies() {
 }
 
 #[test]
+fn a_trailing_checksum_of_a_small_body_reaches_the_backend_as_a_header() {
+    // S3 stores (and echoes) the checksum an aws-chunked body's trailer carries; the proxy sends
+    // the backend the decoded body, so it names the checksum in a header, inside the signature.
+    use crate::checksum::{ChecksumAlgorithm, Checksummer};
+    let mut crc = Checksummer::new(ChecksumAlgorithm::Crc32);
+    crc.update(b"hello");
+    let value = crc.finish_base64();
+    let framed = crate::chunked::encoder::encode(b"hello", 3, None, &[("x-amz-checksum-crc32", &value)], false);
+    let script = Script::new(|_, _| ok(b"")).with_client_body(&[&framed[..]]);
+    let length = framed.len().to_string();
+    let headers = [
+        ("content-length", length.as_str()),
+        ("content-encoding", "aws-chunked"),
+        ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+        ("x-amz-decoded-content-length", "5"),
+        ("x-amz-trailer", "x-amz-checksum-crc32"),
+    ];
+    let seen = send(&script, &[], "PUT", "/proxy-bucket/t/b/k", &headers);
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    let calls = script.calls.borrow();
+    let call = &calls[0];
+    assert_eq!(call.body, b"hello");
+    assert_eq!(header(&call.headers, "x-amz-checksum-crc32"), Some(value.as_str()));
+    assert_eq!(header(&call.headers, "content-length"), Some("5"));
+    assert!(header(&call.headers, "authorization").is_some_and(|a| a.contains("x-amz-checksum-crc32")), "the checksum is signed");
+    assert_eq!(header(&call.headers, "content-encoding"), None);
+}
+
+#[test]
 fn a_write_to_a_missing_bucket_creates_it_and_sends_the_body_again() {
     let script = Script::new(|c, n| match (c.method.as_str(), c.key.is_empty(), n) {
         ("PUT", false, 0) => s3_error(404, "NoSuchBucket"),
