@@ -75,9 +75,8 @@ pub fn plan(
 
 fn check_integrity(headers: &[(String, String)], body: &[u8]) -> S3Result<()> {
     if let Some(md5) = header(headers, "content-md5") {
-        let claimed = base64_decode(md5.trim())
-            .filter(|d| d.len() == 16)
-            .ok_or_else(|| S3Error::new(ErrorCode::InvalidDigest, "The Content-MD5 you specified is not valid."))?;
+        crate::checks::content_md5_form(headers)?;
+        let claimed = base64_decode(md5.trim()).unwrap_or_default();
         if claimed != Md5::digest(body).as_slice() {
             return Err(S3Error::new(ErrorCode::BadDigest, "The Content-MD5 you specified did not match what we received."));
         }

@@ -149,6 +149,17 @@ pub fn is_honoured_range(value: &str) -> bool {
     }
 }
 
+/// A `Content-MD5` that is not the base64 of 16 bytes is S3's 400 InvalidDigest, whatever the body
+/// (a well-formed one that does not match is the backend's BadDigest to give).
+pub fn content_md5_form(headers: &[(String, String)]) -> S3Result<()> {
+    match header(headers, "content-md5") {
+        Some(md5) if crate::codec::base64_decode(md5.trim()).is_none_or(|d| d.len() != 16) => {
+            Err(S3Error::new(ErrorCode::InvalidDigest, "The Content-MD5 you specified is not valid."))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// S3 answers a body sent with `Transfer-Encoding: chunked` and no Content-Length with 501
 /// NotImplemented (it needs every length up front); refuse it the same way before any backend is asked.
 pub fn transfer_encoding(headers: &[(String, String)]) -> S3Result<()> {
@@ -258,6 +269,15 @@ mod tests {
         assert_eq!(check(&[("If-None-Match", "\"abc\""), ("If-Modified-Since", past)]), Err(Failed::NotModified));
         assert_eq!(check(&[("If-None-Match", "\"other\""), ("If-Modified-Since", future)]), Ok(()));
         assert_eq!(check(&[("If-Match", "\"other\""), ("If-None-Match", "\"abc\"")]), Err(Failed::Precondition));
+    }
+
+    #[test]
+    fn a_content_md5_that_is_not_an_md5_is_invalid_digest() {
+        assert!(content_md5_form(&h(&[])).is_ok());
+        assert!(content_md5_form(&h(&[("Content-MD5", "J1n1ar7PpXUGWx+WKOMGvA==")])).is_ok());
+        for bad in ["not-base64!", "", "AAAA", "J1n1ar7PpXUGWx+WKOMGvA"] {
+            assert_eq!(content_md5_form(&h(&[("Content-MD5", bad)])).unwrap_err().code, ErrorCode::InvalidDigest, "{bad:?}");
+        }
     }
 
     #[test]

@@ -132,6 +132,7 @@ pub fn request_body(op: &Operation, parts: &RequestParts, payload: PayloadMode) 
         return Ok(Body::Empty);
     }
     crate::checks::transfer_encoding(&parts.headers)?;
+    crate::checks::content_md5_form(&parts.headers)?;
     let streaming = match &payload {
         PayloadMode::StreamingSigned(_)
         | PayloadMode::StreamingSignedTrailer(_)

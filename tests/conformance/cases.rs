@@ -115,7 +115,9 @@ fn objects() -> Vec<Case> {
         c("get after delete", get(OBJ)).setup(put(OBJ, DATA)).setup(del(OBJ)),
         c("put with correct content-md5", put(OBJ, DATA).h("Content-MD5", "J1n1ar7PpXUGWx+WKOMGvA==")),
         c("put with wrong content-md5", put(OBJ, DATA).h("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg==")),
-        c("put with malformed content-md5", put(OBJ, DATA).h("Content-MD5", "not-base64!")).status_only(),
+        c("put with malformed content-md5", put(OBJ, DATA).h("Content-MD5", "not-base64!"))
+            .except(Backend::Moto, "moto stores a body whose Content-MD5 is not an MD5; S3 answers InvalidDigest", 400, "InvalidDigest")
+            .except(Backend::S3sFs, "s3s-fs answers InvalidArgument to a Content-MD5 that is not an MD5; S3 answers InvalidDigest", 400, "InvalidDigest"),
         c("put with storage class standard", put(OBJ, DATA).h("x-amz-storage-class", "STANDARD")),
         c("key of 1024 bytes", put(&long_key(1024), DATA)),
         c("key of 1025 bytes", put(&long_key(1025), DATA))
