@@ -83,7 +83,7 @@ fn conditions(client: &[(String, String)], object: &[(String, String)], names: [
     let etag = header(object, "etag").unwrap_or_default();
     let modified = header(object, "last-modified").and_then(crate::clock::parse_http_date);
     let date = |name: &str| header(client, name).and_then(crate::clock::parse_http_date);
-    let matches = |name: &str| header(client, name).map(|list| etag_in(list, etag));
+    let matches = |name: &str| header(client, name).and_then(|list| etag_in(list, etag));
     match matches(if_match) {
         Some(false) => return Err(Failed::Precondition),
         Some(true) => {}
@@ -126,10 +126,13 @@ pub fn precondition_failed() -> S3Error {
     S3Error::new(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
 }
 
-/// Whether `etag` is in a conditional header's list (`*` matches any; weak tags compare equal).
-fn etag_in(list: &str, etag: &str) -> bool {
+/// Whether `etag` is in a conditional header's list (`*` matches any; weak tags compare equal);
+/// `None` for a list without any tag (`""`), which names nothing to compare and is ignored: a
+/// client copies such a value from a listing of a backend that lists no ETags (s3s-fs).
+fn etag_in(list: &str, etag: &str) -> Option<bool> {
     let bare = |t: &str| t.trim().trim_start_matches("W/").trim_matches('"').to_string();
-    list.split(',').any(|t| t.trim() == "*" || bare(t) == bare(etag))
+    let tags: Vec<String> = list.split(',').map(bare).filter(|t| !t.is_empty()).collect();
+    (!tags.is_empty()).then(|| tags.iter().any(|t| t == "*" || *t == bare(etag)))
 }
 
 /// Whether S3 acts on a `Range` header: one `bytes=` range (`first-last` with first <= last,
@@ -269,6 +272,10 @@ mod tests {
         assert_eq!(check(&[("If-None-Match", "\"abc\""), ("If-Modified-Since", past)]), Err(Failed::NotModified));
         assert_eq!(check(&[("If-None-Match", "\"other\""), ("If-Modified-Since", future)]), Ok(()));
         assert_eq!(check(&[("If-Match", "\"other\""), ("If-None-Match", "\"abc\"")]), Err(Failed::Precondition));
+        // A list without a tag names nothing to compare (a listing without ETags gives clients one).
+        assert_eq!(check(&[("If-Match", "\"\"")]), Ok(()));
+        assert_eq!(check(&[("If-Match", "")]), Ok(()));
+        assert_eq!(check(&[("If-None-Match", "\"\"")]), Ok(()));
     }
 
     #[test]
