@@ -43,16 +43,20 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: Route, payload: PayloadM
         Body::Stream { filter: BodyFilter::Sha256 { expected, .. }, .. } => expected.as_str(),
         Body::Stream { .. } => backend::reusable_payload_hash(&parts.headers),
     };
-    let mut headers = backend::forward_request_headers(&parts.headers);
-    if !matches!(body, Body::Empty) {
-        headers.push(("content-length".into(), body.length().to_string()));
-    }
+    let headers = request_headers(parts, (!matches!(body, Body::Empty)).then(|| body.length()));
     let to = |shard: usize| (shard, proxy.request(&parts.method, shard, Some(&key), &route.query, headers.clone(), payload_hash, now));
     let (_, request) = to(shard);
     let previous = owners.get(1).copied();
     let fallback = previous.filter(|_| route.op.reads_existing_object()).map(to);
     let also = previous.filter(|_| matches!(route.op, Operation::DeleteObject { .. })).map(to);
     Ok(Forward { op: route.op, shard, request, body, fallback, also })
+}
+
+/// The client's headers a backend request carries, and the body's (decoded) length when it has one.
+fn request_headers(parts: &RequestParts, length: Option<u64>) -> Vec<(String, String)> {
+    let mut headers = backend::forward_request_headers(&parts.headers);
+    headers.extend(length.map(|n| ("content-length".to_string(), n.to_string())));
+    headers
 }
 
 /// Carry out a forwarded request.
@@ -84,10 +88,9 @@ pub async fn run<T: Transport>(t: &T, proxy: &Proxy, parts: &RequestParts, https
 /// a header: the body goes on decoded and whole, so the backend verifies and stores the checksum
 /// as S3 does with a trailing one (and echoes it in its answer).
 fn with_checksum(proxy: &Proxy, parts: &RequestParts, fwd: &Forward, query: &[(String, String)], checksum: (&str, String), length: u64, now: u64) -> BackendRequest {
-    let mut headers = backend::forward_request_headers(&parts.headers);
+    let mut headers = request_headers(parts, Some(length));
     headers.retain(|(n, _)| n != checksum.0);
     headers.push((checksum.0.to_string(), checksum.1));
-    headers.push(("content-length".into(), length.to_string()));
     let key = fwd.op.key().unwrap_or_default();
     proxy.request(&parts.method, fwd.shard, Some(key), query, headers, UNSIGNED_PAYLOAD, now)
 }
