@@ -211,6 +211,26 @@ async fn bad_configuration_is_a_500_xml_error_naming_the_variable() {
     assert!(r.body.contains("use_ssl"), "{}", r.body);
 }
 
+/// spin.toml joins every variable into `settings`: a request reads its whole configuration from the
+/// runtime with one call (19 before), whatever it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_reads_its_configuration_with_one_variable_read() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let h = Harness::start_with(&SHARDS, &[("backend_idle_timeout", "25"), ("key_prefix", "traces")]).await;
+    let s3 = h.client();
+    s3.put_object().bucket(VIRTUAL_BUCKET).key("traces/t/b/f").body(ByteStream::from_static(b"data")).send().await.unwrap();
+    s3.get_object().bucket(VIRTUAL_BUCKET).key("traces/t/b/f").send().await.unwrap();
+    s3.list_objects_v2().bucket(VIRTUAL_BUCKET).send().await.unwrap();
+    let (requests, reads) = (h.stats.requests.load(Relaxed), h.stats.variable_reads.load(Relaxed));
+    assert_eq!((requests, reads), (3, 3), "requests and variable reads");
+
+    // A value holding the separator cannot be told apart from the next one: refused, naming settings.
+    let h = Harness::start_with(&SHARDS, &[("region", "eu\u{1f}west")]).await;
+    let r = h.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("variable &apos;settings&apos;") && r.body.contains("U+001F"), "{}", r.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_s3_errors_and_never_trap() {
     // Anonymous, so the raw requests reach the parser instead of stopping at authentication.

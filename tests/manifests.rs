@@ -1,9 +1,9 @@
-//! The deployment manifests match the component: spin.toml declares and maps every variable the
-//! component reads (secrets marked secret), and deploy/spinkube.yaml is a SpinApp that sets them, with
+//! The deployment manifests match the component: spin.toml declares every variable the component
+//! reads (secrets marked secret) and joins them all into `settings` in the component's order, and deploy/spinkube.yaml is a SpinApp that sets them, with
 //! the secrets from a Kubernetes Secret.
 
 use std::collections::BTreeSet;
-use tempo_s3_shard_core::config::Config;
+use tempo_s3_shard_core::config::{settings, Config};
 
 /// Variables the component reads: the documented ones plus every `value("…")` lookup in config.rs,
 /// so a new variable without a spin.toml declaration fails here.
@@ -54,15 +54,18 @@ fn spin_toml_declares_and_maps_every_variable() {
 
     for name in &read {
         let decl = declared.get(name).and_then(|d| d.as_table()).unwrap_or_else(|| panic!("variable {name} is not declared in [variables]"));
-        assert_eq!(mapped.get(name).and_then(|v| v.as_str()), Some(format!("{{{{ {name} }}}}").as_str()), "{name} is not mapped into the component");
         let required = decl.get("required").and_then(|r| r.as_bool()).unwrap_or(false);
         assert!(required != decl.contains_key("default"), "{name}: either required or with a default");
         let secret = decl.get("secret").and_then(|s| s.as_bool()).unwrap_or(false);
         assert_eq!(secret, is_secret(name), "{name}: secret = {secret}");
     }
-    for name in declared.keys().chain(mapped.keys()) {
-        assert!(read.contains(name), "{name} is declared or mapped but the component never reads it");
+    for name in declared.keys() {
+        assert!(read.contains(name), "{name} is declared but the component never reads it");
     }
+    // One component variable holds them all, in the order the component splits them.
+    assert_eq!(mapped.keys().collect::<Vec<_>>(), [settings::SETTINGS]);
+    assert_eq!(mapped[settings::SETTINGS].as_str(), Some(settings::template().as_str()), "spin.toml's settings template");
+    assert_eq!(settings::VARIABLES.map(String::from).into_iter().collect::<BTreeSet<_>>(), read, "settings::VARIABLES");
     for name in ["buckets", "endpoint"] {
         assert_eq!(declared[name].get("required").and_then(|r| r.as_bool()), Some(true), "{name} must be required");
     }

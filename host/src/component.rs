@@ -80,6 +80,8 @@ pub struct Stats {
     pub overloaded: AtomicUsize,
     /// Requests answered 500 by the host because the component failed before it answered.
     pub failed: AtomicUsize,
+    /// Calls of Spin's `variables.get`.
+    pub variable_reads: AtomicUsize,
 }
 
 /// Per-request store data: WASI and wasi:http contexts, and the Spin variables.
@@ -126,6 +128,7 @@ impl WasiHttpView for RequestState {
 
 impl variables::Host for RequestState {
     fn get(&mut self, name: String) -> Result<String, variables::Error> {
+        self.limiter.stats.variable_reads.fetch_add(1, Ordering::Relaxed);
         self.variables.get(&name).cloned().ok_or(variables::Error::Undefined(name))
     }
 }
@@ -217,8 +220,10 @@ pub fn engine_for(pool: &Pool) -> anyhow::Result<Engine> {
 
 impl ComponentHost {
     /// Compile the component at `wasm` (or load it from the compiled cache next to it) and link it
-    /// against WASI, wasi:http and the Spin variables `variables`.
+    /// against WASI, wasi:http and Spin's variables: the app variables `variables` (unset ones
+    /// take spin.toml's defaults), resolved into the component's as spin.toml maps them.
     pub fn load(engine: &Engine, wasm: &Path, variables: HashMap<String, String>) -> anyhow::Result<ComponentHost> {
+        let variables = crate::manifest::component_variables(&variables)?;
         let component = compile_cached(engine, wasm)?;
         let mut linker = Linker::<RequestState>::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("{e:?}"))?;

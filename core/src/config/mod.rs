@@ -7,6 +7,9 @@
 //! `backend_connect_timeout`, `backend_first_byte_timeout` and `backend_idle_timeout`. Values are
 //! trimmed; an empty value counts as unset.
 //! The virtual bucket may share a name with a backend bucket: clients only ever see the virtual one.
+//! The component reads them all at once from `settings` ([`settings`]).
+
+pub mod settings;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -221,6 +224,12 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
+    /// Reads and validates the configuration from the runtime's variables: every value from the one
+    /// variable `settings` when there is one, else each by name (see [`settings`]).
+    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(settings::lookup(get)?)
+    }
+
     /// Reads and validates the configuration; `get` returns a Spin variable's value (`None` = unset).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let value = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());

@@ -327,3 +327,28 @@ fn backend_and_client_timeouts() {
         }
     }
 }
+
+#[test]
+fn settings_lists_exactly_the_variables_the_configuration_reads() {
+    let base = with_base(&[]);
+    let read = std::cell::RefCell::new(Vec::new());
+    Config::from_lookup(|name| {
+        read.borrow_mut().push(name.to_string());
+        base.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let (mut read, mut listed) = (read.into_inner(), settings::VARIABLES.map(String::from).to_vec());
+    read.sort();
+    listed.sort();
+    assert_eq!(read, listed, "keep settings::VARIABLES (and spin.toml's settings) in step");
+}
+
+#[test]
+fn one_settings_value_configures_like_the_variables_one_by_one() {
+    let base = with_base(&[("region", "eu-west-1"), ("key_prefix", "traces")]);
+    let joined = settings::VARIABLES.map(|name| base.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| *v)).join("\u{1f}");
+    let bundled = Config::from_variables(|name| (name == settings::SETTINGS).then(|| joined.clone())).unwrap();
+    let by_name = load(&base).unwrap();
+    assert_eq!(format!("{bundled:?}"), format!("{by_name:?}"));
+    assert_eq!(bundled.region, "eu-west-1");
+}

@@ -150,7 +150,7 @@ pub async fn handle<T: Transport>(
 ) -> (Answer<T::Response>, Finish) {
     let Request { parts, https, now_unix, request_id } = request;
     let mut log = AccessLog { request_id: request_id.clone(), time: now_unix, method: parts.method.clone(), ..Default::default() };
-    let proxy = match Config::from_lookup(variables) {
+    let proxy = match Config::from_variables(variables) {
         Ok(cfg) => Proxy::new(cfg),
         Err(e) => {
             let err = S3Error::from(e);
