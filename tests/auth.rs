@@ -784,6 +784,14 @@ async fn sdk_streaming_uploads_store_exact_bytes() {
         assert_eq!(h.holders(&key).await, vec![h.owner(&key)]);
         let got = s3.get_object().bucket(VIRTUAL_BUCKET).key(&key).send().await.unwrap();
         assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), &body[..]);
+
+        // The trailer's checksum reached the backend, which stored it as S3 does: as a header for
+        // a body small enough to hold, in a trailer framed again for one that streams (large).
+        let mut crc32 = tempo_s3_shard_core::checksum::Checksummer::new(tempo_s3_shard_core::checksum::ChecksumAlgorithm::Crc32);
+        crc32.update(&body);
+        let head = s3.head_object().bucket(VIRTUAL_BUCKET).key(&key).checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled).send().await.unwrap();
+        assert_eq!(head.checksum_crc32(), Some(crc32.finish_base64().as_str()), "{name}");
+        assert_eq!(head.content_encoding(), None, "{name}: aws-chunked is framing, not the object's encoding");
     }
 }
 

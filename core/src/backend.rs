@@ -159,14 +159,18 @@ fn without_aws_chunked(value: &str) -> Option<String> {
 }
 
 /// The backend's response headers the client should receive, names lowercased.
+/// An object's `Content-Encoding` never names `aws-chunked`, which is only the framing of an upload
+/// (S3 stores the rest; the proxy frames large uploads so, and s3s-fs stores the whole value).
 pub fn forward_response_headers(backend: &[(String, String)]) -> Vec<(String, String)> {
     backend
         .iter()
-        .filter(|(n, _)| {
+        .filter_map(|(n, v)| {
             let lower = n.to_ascii_lowercase();
-            FORWARDED_RESPONSE_HEADERS.contains(&lower.as_str()) || is_user_metadata(&lower)
+            if lower == "content-encoding" {
+                return without_aws_chunked(v).map(|v| (lower, v));
+            }
+            (FORWARDED_RESPONSE_HEADERS.contains(&lower.as_str()) || is_user_metadata(&lower)).then(|| (lower, v.clone()))
         })
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
         .collect()
 }
 
@@ -362,6 +366,14 @@ mod tests {
     fn forwards_checksum_mode() {
         let h = client(&[("x-amz-checksum-mode", "ENABLED")]);
         assert_eq!(forward_request_headers(&h), h);
+    }
+
+    #[test]
+    fn an_objects_encoding_never_names_the_upload_framing() {
+        let backend = |v: &str| client(&[("Content-Encoding", v)]);
+        assert_eq!(forward_response_headers(&backend("aws-chunked")), vec![]);
+        assert_eq!(forward_response_headers(&backend("aws-chunked,gzip")), client(&[("content-encoding", "gzip")]));
+        assert_eq!(forward_response_headers(&backend("gzip, br")), client(&[("content-encoding", "gzip, br")]));
     }
 
     #[test]

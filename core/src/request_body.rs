@@ -1,6 +1,6 @@
 //! How a client's request body reaches a backend: its length, S3's limits, and the filter that checks it.
 
-use crate::chunked::{ChunkedDecoder, Trailers};
+use crate::chunked::{reframe::Reframe, ChunkedDecoder, Trailers};
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::route::{header, Operation, RequestParts};
 use crate::sigv4::{self, PayloadMode};
@@ -43,11 +43,26 @@ pub enum BodyFilter {
     Sha256 { expected: String, hasher: sha2::Sha256, held: Option<u8> },
     /// `aws-chunked` framing: decoded, chunk signatures and trailing checksum verified.
     AwsChunked(Box<ChunkedDecoder>),
+    /// As `AwsChunked`, then framed again with the trailing checksum for the backend (a streamed
+    /// upload, see [`crate::chunked::reframe`]).
+    Reframed(Box<Reframe>),
 }
 
 impl BodyFilter {
     pub fn is_passthrough(&self) -> bool {
         matches!(self, BodyFilter::Passthrough)
+    }
+
+    /// An aws-chunked body with a trailing checksum, framed again for the backend so the checksum
+    /// reaches it; any other filter as it is.
+    pub fn reframed(self) -> BodyFilter {
+        match self {
+            BodyFilter::AwsChunked(decoder) => match decoder.declared_trailer() {
+                Some(algorithm) => BodyFilter::Reframed(Box::new(Reframe::new(*decoder, algorithm))),
+                None => BodyFilter::AwsChunked(decoder),
+            },
+            other => other,
+        }
     }
 
     /// Feed received bytes; appends what may be forwarded now to `out`.
@@ -63,6 +78,7 @@ impl BodyFilter {
                 *held = Some(last);
             }
             BodyFilter::AwsChunked(decoder) => decoder.push(input, out)?,
+            BodyFilter::Reframed(reframe) => reframe.push(input, out)?,
         }
         Ok(())
     }
@@ -104,6 +120,7 @@ impl BodyFilter {
                 Ok(Trailers::default())
             }
             BodyFilter::AwsChunked(decoder) => decoder.finish(out),
+            BodyFilter::Reframed(reframe) => reframe.finish(out),
         }
     }
 }

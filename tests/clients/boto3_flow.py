@@ -15,6 +15,7 @@ paginator, with and without delimiter; delete_objects. Exits 1 on the first fail
 """
 
 import argparse
+import base64
 import hashlib
 import os
 import random
@@ -23,6 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 
 import boto3
 import botocore
@@ -31,6 +33,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 MIB = 1024 * 1024
+# Uploads with a CRC32 trailer: empty, tiny, one chunk, just under the 1 MiB the proxy holds, and a
+# streamed one the proxy frames again with its trailer.
+TRAILER_SIZES = (0, 1, 65_536, 1_000_003, 3_000_001)
 
 # Ways s3s-fs (the test backend) differs from S3, tolerated only when asked (--allow NAME).
 QUIRKS = {
@@ -181,7 +186,7 @@ def main():
     trailer_wire = Wire(trailer_s3)
     trailer_s3.meta.events.register("before-call.s3.PutObject", force_trailer)
     trailer_s3.meta.events.register("before-call.s3.UploadPart", force_trailer)
-    for size in (0, 1, 65_536, 1_000_003):
+    for size in TRAILER_SIZES:
         key = f"{p}checksum-b/trailer-{size}.bin"
         body = data(key, size)
         put = trailer_s3.put_object(Bucket=bucket, Key=key, Body=body)
@@ -200,8 +205,10 @@ def main():
             # S3 strips aws-chunked from the stored Content-Encoding; s3s-fs keeps it.
             msg = f"get_object {key}: Content-Encoding {got.get('ContentEncoding')!r} was stored (S3 drops aws-chunked)"
             quirk(args, "stored-aws-chunked", msg)
-        head = s3.head_object(Bucket=bucket, Key=key)
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         check(head["ContentLength"] == size, f"head_object {key}: ContentLength {head['ContentLength']}, want {size}")
+        crc32 = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+        check(head.get("ChecksumCRC32") == crc32, f"head_object {key}: ChecksumCRC32 {head.get('ChecksumCRC32')!r}, want {crc32!r} (the trailer's checksum was not stored)")
 
     step("a wrong CRC32 in the trailer is rejected")
     bad = client()
@@ -314,7 +321,7 @@ def main():
         f"{p}checksum-a/default-crc.bin",
         f"{p}multipart-a/big.bin",
         f"{p}multipart-b/big-trailer.bin",
-    } | {f"{p}checksum-b/trailer-{size}.bin" for size in (0, 1, 65_536, 1_000_003)}
+    } | {f"{p}checksum-b/trailer-{size}.bin" for size in TRAILER_SIZES}
     paginator = s3.get_paginator("list_objects_v2")
     for page_size in (1, 5, 1000):
         keys, pages = [], 0

@@ -1,8 +1,10 @@
 //! Incremental `aws-chunked` body decoder that releases only verified bytes and checks chunk/trailer signatures and trailing checksums.
 //!
-//! [`encoder`] writes the same framing, for clients and tests.
+//! [`encoder`] writes the same framing, for clients and tests; [`reframe`] frames a decoded body
+//! again towards a backend.
 
 pub mod encoder;
+pub mod reframe;
 
 use crate::checksum::{ChecksumAlgorithm, Checksummer};
 use crate::codec::base64_decode;
@@ -105,6 +107,11 @@ impl ChunkedDecoder {
             held: None,
             failed: None,
         }
+    }
+
+    /// The checksum `x-amz-trailer` declared, which the trailer must carry.
+    pub fn declared_trailer(&self) -> Option<ChecksumAlgorithm> {
+        self.declared_trailer
     }
 
     /// The decoder for a body in `mode`, or None if the mode is not aws-chunked.

@@ -4,7 +4,7 @@
 
 use super::{call, respond, Answer, Outbound, Transport};
 use crate::backend::{self, BackendRequest};
-use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::sigv4::payload::{EMPTY_SHA256, STREAMING_UNSIGNED_TRAILER, UNSIGNED_PAYLOAD};
 use crate::backend_error::{self, is_success, no_such_key, on_missing_bucket, MissingBucket};
 use crate::checks::{self, Failed};
 use crate::context::Proxy;
@@ -35,21 +35,36 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: Route, payload: PayloadM
     let key = route.op.key().unwrap_or_default().to_string();
     let owners = proxy.owners(&key);
     let shard = owners[0];
-    let body = request_body::request_body(&route.op, parts, payload)?;
+    let body = streamed_with_trailer(&route.op, request_body::request_body(&route.op, parts, payload)?);
     let payload_hash = match &body {
         Body::Empty => EMPTY_SHA256,
         Body::Stream { filter: BodyFilter::AwsChunked(_), .. } => UNSIGNED_PAYLOAD,
+        Body::Stream { filter: BodyFilter::Reframed(_), .. } => STREAMING_UNSIGNED_TRAILER,
         // The digest the proxy checks the body against, lowercase as backends require.
         Body::Stream { filter: BodyFilter::Sha256 { expected, .. }, .. } => expected.as_str(),
         Body::Stream { .. } => backend::reusable_payload_hash(&parts.headers),
     };
-    let headers = request_headers(parts, (!matches!(body, Body::Empty)).then(|| body.length()));
+    let mut headers = request_headers(parts, (!matches!(body, Body::Empty)).then(|| body.length()));
+    if let Body::Stream { length, filter: BodyFilter::Reframed(reframe) } = &body {
+        reframe.headers(&mut headers, *length);
+    }
     let to = |shard: usize| (shard, proxy.request(&parts.method, shard, Some(&key), &route.query, headers.clone(), payload_hash, now));
     let (_, request) = to(shard);
     let previous = owners.get(1).copied();
     let fallback = previous.filter(|_| route.op.reads_existing_object()).map(to);
     let also = previous.filter(|_| matches!(route.op, Operation::DeleteObject { .. })).map(to);
     Ok(Forward { op: route.op, shard, request, body, fallback, also })
+}
+
+/// An upload too large to hold whose trailer carries a checksum: framed again as aws-chunked for
+/// the backend, so the checksum reaches it after the data (a held one goes as a header instead).
+fn streamed_with_trailer(op: &Operation, body: Body) -> Body {
+    match body {
+        Body::Stream { length, filter } if length > RETRY_BUFFER_LIMIT as u64 && matches!(op, Operation::PutObject { .. } | Operation::UploadPart { .. }) => {
+            Body::Stream { length, filter: filter.reframed() }
+        }
+        other => other,
+    }
 }
 
 /// The client's headers a backend request carries, and the body's (decoded) length when it has one.

@@ -177,6 +177,41 @@ fn a_trailing_checksum_of_a_small_body_reaches_the_backend_as_a_header() {
 }
 
 #[test]
+fn a_trailing_checksum_of_a_streamed_body_reaches_the_backend_in_a_trailer_framed_again() {
+    // Too large to hold, the body cannot carry its checksum in a header (it goes out before the
+    // data): the backend gets aws-chunked again, in fixed chunks, the verified checksum last.
+    use crate::checksum::{ChecksumAlgorithm, Checksummer};
+    use crate::chunked::reframe::{framed_length, CHUNK};
+    let data = vec![b'x'; crate::request_body::RETRY_BUFFER_LIMIT + 1];
+    let mut crc = Checksummer::new(ChecksumAlgorithm::Crc32c);
+    crc.update(&data);
+    let value = crc.finish_base64();
+    let framed = crate::chunked::encoder::encode(&data, 100_000, None, &[("x-amz-checksum-crc32c", &value)], false);
+    let pieces: Vec<&[u8]> = framed.chunks(50_000).collect();
+    let script = Script::new(|_, _| ok(b"")).with_client_body(&pieces);
+    let (length, decoded) = (framed.len().to_string(), data.len().to_string());
+    let headers = [
+        ("content-length", length.as_str()),
+        ("content-encoding", "aws-chunked"),
+        ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+        ("x-amz-decoded-content-length", decoded.as_str()),
+        ("x-amz-trailer", "x-amz-checksum-crc32c"),
+    ];
+    let seen = send(&script, &[], "PUT", "/proxy-bucket/t/b/k", &headers);
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    let calls = script.calls.borrow();
+    let call = &calls[0];
+    assert_eq!(call.body, crate::chunked::encoder::encode(&data, CHUNK, None, &[("x-amz-checksum-crc32c", &value)], false));
+    let expected_length = framed_length(data.len() as u64, ChecksumAlgorithm::Crc32c).to_string();
+    assert_eq!(header(&call.headers, "content-length"), Some(expected_length.as_str()));
+    assert_eq!(header(&call.headers, "x-amz-content-sha256"), Some("STREAMING-UNSIGNED-PAYLOAD-TRAILER"));
+    assert_eq!(header(&call.headers, "x-amz-decoded-content-length"), Some(decoded.as_str()));
+    assert_eq!(header(&call.headers, "x-amz-trailer"), Some("x-amz-checksum-crc32c"));
+    assert_eq!(header(&call.headers, "content-encoding"), Some("aws-chunked"));
+    assert!(header(&call.headers, "authorization").is_some_and(|a| a.contains("x-amz-trailer")), "the framing is signed");
+}
+
+#[test]
 fn a_write_to_a_missing_bucket_creates_it_and_sends_the_body_again() {
     let script = Script::new(|c, n| match (c.method.as_str(), c.key.is_empty(), n) {
         ("PUT", false, 0) => s3_error(404, "NoSuchBucket"),
