@@ -8,7 +8,7 @@ use futures::stream::{FusedStream, StreamExt};
 use spin_executor::CancelOnDropToken;
 use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
 use std::{cell::Cell, future::Future, rc::Rc, task::Poll};
-use tempo_s3_shard_core::flow::{TransportError, TransportErrorKind::Timeout};
+use tempo_s3_shard_core::flow::{TransportError, TransportErrorKind::{Closed, Timeout}};
 use wasi::{clocks::monotonic_clock, io::streams::{InputStream, StreamError}};
 
 /// The most one item gathers.
@@ -24,7 +24,7 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
         waiting: Option<CancelOnDropToken>,
         /// When the current pause exceeds the idle limit (monotonic ns), and the wake-up for it.
         deadline: Option<(u64, CancelOnDropToken)>,
-        failed: bool,
+        failed: Option<TransportError>,
     }
 
     impl Reading {
@@ -37,13 +37,10 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
     impl Drop for Reading { fn drop(&mut self) { self.close() } }
 
     let stream = body.as_ref().and_then(|b| b.stream().ok());
-    let failed = stream.is_none();
+    let failed = stream.is_none().then(|| crate::outbound::body_broke(None));
     let mut reading = Reading { stream, body, waiting: None, deadline: None, failed };
     futures::stream::poll_fn(move |cx| {
-        if std::mem::take(&mut reading.failed) {
-            reading.close();
-            return Poll::Ready(Some(Err(crate::outbound::body_broke())));
-        }
+        if let Some(failed) = reading.failed.take() { reading.close(); return Poll::Ready(Some(Err(failed))) }
         let Some(input) = &reading.stream else { return Poll::Ready(None) };
         match input.read(READ_BYTES) {
             Ok(bytes) if bytes.is_empty() => {
@@ -61,7 +58,7 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
                     match input.read(READ_BYTES - bytes.len() as u64) {
                         Ok(more) if !more.is_empty() => bytes.extend_from_slice(&more),
                         // A failure is reported on the next poll, after what did arrive.
-                        Err(StreamError::LastOperationFailed(_)) => { reading.failed = true; break }
+                        Err(StreamError::LastOperationFailed(e)) => { reading.failed = Some(crate::outbound::body_broke(Some(&e))); break }
                         _ => break,
                     }
                 }
@@ -69,7 +66,7 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
             }
             Err(err) => {
                 reading.close();
-                Poll::Ready(matches!(err, StreamError::LastOperationFailed(_)).then(|| Err(crate::outbound::body_broke())))
+                Poll::Ready(match err { StreamError::LastOperationFailed(e) => Some(Err(crate::outbound::body_broke(Some(&e)))), StreamError::Closed => None })
             }
         }
     })
@@ -91,10 +88,12 @@ fn expired(deadline: &mut Option<(u64, CancelOnDropToken)>, idle_ms: u64, cx: &s
 }
 
 /// `write`, unless it waits longer than `idle_ms` (0: no limit) for the peer to take the bytes: then
-/// `Closed`, and dropping the sink makes the runtime cut the body. No clock is read for a write that
-/// is done at once or has no limit.
-pub async fn within(idle_ms: u64, write: impl Future<Output = Result<(), StreamError>>) -> Result<(), StreamError> {
+/// a `Timeout`, and dropping the sink makes the runtime cut the body. No clock is read for a write
+/// that is done at once or has no limit.
+pub async fn within(idle_ms: u64, write: impl Future<Output = Result<(), StreamError>>) -> Result<(), TransportError> {
     let mut deadline = None;
     let expired = futures::future::poll_fn(move |cx| if idle_ms > 0 && expired(&mut deadline, idle_ms, cx) { Poll::Ready(()) } else { Poll::Pending });
-    match futures::future::select(std::pin::pin!(write), std::pin::pin!(expired)).await { futures::future::Either::Left((written, _)) => written, _ => Err(StreamError::Closed) }
+    match futures::future::select(std::pin::pin!(write), std::pin::pin!(expired)).await {
+        futures::future::Either::Left((written, _)) => written.map_err(|e| TransportError::new(Closed, format!("writing the body failed: {e:?}"))),
+        _ => Err(TransportError::new(Timeout, "the peer stopped reading for longer than its idle limit")) }
 }

@@ -25,8 +25,8 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let client_idle = Rc::new(Cell::new(0));
     let spin = Spin { client: RefCell::new(Some(Box::pin(body::incoming(req.consume().ok(), client_idle.clone())))), client_idle, store: RefCell::new(None) };
     let (answer, finish) = flow::handle(&spin, request, |name| spin_sdk::variables::get(name).ok()).await;
-    let (status, bytes) = respond(out, answer, spin.client_idle.get()).await;
-    println!("{}", finish.done(&spin, status, bytes, started.elapsed().as_micros() as u64));
+    let (status, sent) = respond(out, answer, spin.client_idle.get()).await;
+    println!("{}", finish.done(&spin, status, sent, started.elapsed().as_micros() as u64));
 }
 
 /// The transport: the client's body, outbound HTTP and the key-value store `default`.
@@ -38,6 +38,8 @@ struct Spin {
     store: RefCell<Option<Option<Store>>>,
 }
 
+/// Whose failure an error of a body's stream or sink is: the client's or a backend's.
+type Blame = fn(TransportError) -> SendError;
 /// A request body still being written to a backend.
 type Upload = LocalBoxFuture<'static, Result<(), SendError>>;
 
@@ -47,14 +49,14 @@ impl Transport for Spin {
 
     async fn send(&self, request: &BackendRequest, body: Outbound<IncomingResponse>) -> Result<Sent<IncomingResponse, Upload>, SendError> {
         let outgoing = outbound::request(request).map_err(SendError::Transport)?;
-        let (stream, filter, source): (ByteStream, _, fn(_) -> _) = match body {
+        let (stream, filter, source): (ByteStream, _, Blame) = match body {
             // No body stream at all: the runtime sends an empty body without waiting for one.
             Outbound::Empty => return Ok(sent(outbound::send(outgoing, request).await.map_err(SendError::Transport)?, None)),
             Outbound::Bytes(bytes) => (Box::pin(futures::stream::once(async move { Ok(bytes) })), BodyFilter::Passthrough, SendError::Transport),
-            Outbound::Client(filter) => (self.client.borrow_mut().take().unwrap_or_else(|| Box::pin(futures::stream::once(async { Err(outbound::body_broke()) }))), filter, SendError::Client),
+            Outbound::Client(filter) => (self.client.borrow_mut().take().unwrap_or_else(|| Box::pin(futures::stream::once(async { Err(outbound::body_broke(None)) }))), filter, SendError::Client),
             Outbound::Backend(response) => (Box::pin(body::incoming(response.consume().ok(), Rc::default())), BodyFilter::Passthrough, SendError::Transport),
         };
-        let mut pump: Upload = Box::pin(pump(stream, outgoing.take_body(), filter, source, 0).map(|written| written.map(drop)));
+        let mut pump: Upload = Box::pin(pump(stream, outgoing.take_body(), filter, (source, SendError::Transport), 0).map(|written| written.map(drop)));
         // Write what is at hand before the request leaves: a small body then goes out with its head.
         if let Some(pumped) = (&mut pump).now_or_never() { pumped?; return Ok(sent(outbound::send(outgoing, request).await.map_err(SendError::Transport)?, None)) }
         match future::select(Box::pin(outbound::send(outgoing, request)), pump).await {
@@ -106,9 +108,9 @@ fn sent(response: IncomingResponse, upload: Option<Upload>) -> Sent<IncomingResp
 
 /// Write a body through the core's filter; returns how many bytes it wrote. Dropping the sink before
 /// the end (any error) makes the runtime abort the request or response rather than send a short body.
-/// `source` says whose body failed when the stream does (the client's or a backend's); a write that
-/// waits longer than `idle_ms` for the peer to read fails.
-async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = StreamError> + Unpin, mut filter: BodyFilter, source: fn(TransportError) -> SendError, idle_ms: u64) -> Result<u64, SendError> {
+/// `(source, peer)` say whose body failed when the stream or the sink does (the client's or a
+/// backend's); a write that waits longer than `idle_ms` for the peer to read fails.
+async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = StreamError> + Unpin, mut filter: BodyFilter, (source, peer): (Blame, Blame), idle_ms: u64) -> Result<u64, SendError> {
     let (mut written, mut ended) = (0, false);
     while !ended {
         let data = match stream.next().await {
@@ -117,16 +119,16 @@ async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = Strea
         };
         let data = data.map_err(SendError::Body)?;
         written += data.len() as u64;
-        if !data.is_empty() { body::within(idle_ms, sink.send(data)).await.map_err(outbound::write_failed)? }
+        if !data.is_empty() { body::within(idle_ms, sink.send(data)).await.map_err(peer)? }
     }
     Ok(written)
 }
 
 /// Write the answer to the client. What is at hand of the body is written before the response is
 /// handed to the runtime, so head and body (a held body whole) leave together. Returns the status
-/// and the body bytes sent (`None` when the body broke off or the client stopped reading for longer
-/// than `idle_ms`: the runtime then aborts the response rather than truncate it).
-async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>, idle_ms: u64) -> (u16, Option<u64>) {
+/// and the body bytes sent, or why it was cut (the backend's body broke off, the client went or
+/// stopped reading for longer than `idle_ms`: the runtime then aborts the response).
+async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>, idle_ms: u64) -> (u16, Result<u64, SendError>) {
     let (status, headers, body): (u16, _, Option<ByteStream>) = match answer {
         Answer::Reply(reply) if reply.body.is_empty() => (reply.status, reply.headers, None),
         Answer::Reply(reply) => (reply.status, reply.headers, Some(Box::pin(futures::stream::once(async move { Ok(reply.body) })))),
@@ -135,12 +137,12 @@ async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>, idle_m
     let response = OutgoingResponse::new(fields(&headers));
     let _ = response.set_status_code(status);
     // No body (HEAD, 204, 304, empty): none is opened, so no length is checked against it.
-    let Some(body) = body else { out.set(response); return (status, Some(0)) };
-    let mut writing = Box::pin(pump(body, response.take_body(), BodyFilter::Passthrough, SendError::Transport, idle_ms));
+    let Some(body) = body else { out.set(response); return (status, Ok(0)) };
+    let mut writing = Box::pin(pump(body, response.take_body(), BodyFilter::Passthrough, (SendError::Transport, SendError::Client), idle_ms));
     let early = (&mut writing).now_or_never();
     out.set(response);
     let written = if let Some(written) = early { written } else { writing.await };
-    (status, written.ok())
+    (status, written)
 }
 
 fn fields(headers: &[(String, String)]) -> Fields {

@@ -5,7 +5,7 @@ use std::{future::Future, task::Poll};
 use spin_executor::CancelOnDropToken;
 use spin_sdk::http::{IncomingResponse, Method, OutgoingRequest, Scheme};
 use spin_sdk::wit::wasi::http0_2_0::{outgoing_handler, types::{ErrorCode, FutureIncomingResponse, RequestOptions}};
-use tempo_s3_shard_core::{backend::BackendRequest, flow::{SendError, TransportError, TransportErrorKind}};
+use tempo_s3_shard_core::{backend::BackendRequest, flow::{TransportError, TransportErrorKind}};
 
 /// The wasi-http request for `request` (its body is written separately).
 pub fn request(request: &BackendRequest) -> Result<OutgoingRequest, TransportError> {
@@ -69,12 +69,7 @@ fn transport_error(code: &ErrorCode) -> TransportError {
     TransportError::from_wasi(&format!("{code:?}"))
 }
 
-/// A body stream (the client's or a backend's) broke off.
-pub fn body_broke() -> TransportError {
-    TransportError::new(TransportErrorKind::Closed, "a body broke off")
-}
-
-/// Writing a request body to a backend failed.
-pub fn write_failed(err: wasi::io::streams::StreamError) -> SendError {
-    SendError::Transport(TransportError::new(TransportErrorKind::Closed, format!("writing the body failed: {err:?}")))
+/// A body stream (the client's or a backend's) broke off, in the runtime's words when it has some.
+pub fn body_broke(err: Option<&wasi::io::error::Error>) -> TransportError {
+    TransportError::broke_off(err.map(|e| e.to_debug_string()))
 }

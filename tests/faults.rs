@@ -74,6 +74,22 @@ fn payload(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| b'a' + ((i + seed as usize) % 26) as u8).collect()
 }
 
+/// Wait (up to 5 s: a request is counted just after its answer) until the runner's metrics count
+/// `n` GetObject responses cut for `reason`; fails naming what they count instead.
+async fn counts_cut(h: &Harness, reason: &str, n: u32) {
+    let want = format!("tempo_s3_shard_responses_cut_total{{operation=\"GetObject\",reason=\"{reason}\"}} {n}\n");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = h.raw(b"GET /metrics HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n").await.body;
+        if text.contains(&want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cut: Vec<&str> = text.lines().filter(|l| l.starts_with("tempo_s3_shard_responses_cut_total")).collect();
+    panic!("want {want:?}; the metrics count {cut:?}");
+}
+
 fn key_on(h: &Harness, bucket: &str, tag: &str) -> String {
     (0..10_000).map(|i| format!("tenant/{tag}-{i}/data")).find(|k| h.owner(k) == bucket).expect("a key on the bucket")
 }
@@ -376,6 +392,7 @@ async fn a_body_cut_mid_way_is_cut_for_the_client() {
         assert!(outcome.elapsed <= budget());
         others_serve(&s).await;
     }
+    counts_cut(&s.h, "backend-broke-off", 2).await;
 }
 
 /// A body that stops mid-way without closing: the client's response is cut within the idle timeout.
@@ -389,6 +406,7 @@ async fn a_body_that_stalls_mid_way_is_cut_within_the_idle_timeout() {
     assert_eq!(r.status, 200);
     assert!(r.body.len() < OBJECT_BYTES);
     assert!(outcome.elapsed <= budget(), "{:?}", outcome.elapsed);
+    counts_cut(&s.h, "backend-stalled", 1).await;
 }
 
 /// While one request waits on the stalled shard, the other shards answer at once.
@@ -509,6 +527,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_frees_its_instance() {
     let received = stalled.await.unwrap();
     eprintln!("the stalled client got {received} of {SLOW_READ_BYTES} bytes");
     assert!(received < SLOW_READ_BYTES, "a client that stopped reading for 6 s still got the whole body");
+    counts_cut(&h, "client-stalled", 1).await;
 
     // Pauses under the limit never cut a response.
     let pauses = vec![(1 << 20, Duration::from_millis(600)), (4 << 20, Duration::from_millis(600)), (8 << 20, Duration::from_millis(600))];

@@ -1,6 +1,7 @@
 //! The one-line JSON access log every request writes: what was asked, where it went, how it ended.
 
 use crate::clock;
+use crate::flow::{SendError, TransportErrorKind};
 use serde_json::json;
 
 /// One access-log line (JSON): what was asked, where it went, how it ended. No secrets: keys and
@@ -15,8 +16,23 @@ pub struct AccessLog {
     pub bucket: Option<String>,
     pub status: u16,
     pub bytes: Option<u64>,
+    /// Why the response body was cut after its head went out ([`cut_reason`]); `bytes` is null then.
+    pub cut: Option<&'static str>,
     pub duration_us: u64,
     pub error: Option<String>,
+}
+
+/// Why a response body was cut, from the error that ended writing it: `client-stalled` (it stopped
+/// reading for longer than `client_idle_timeout`), `client-gone` (its connection closed),
+/// `backend-stalled` (the backend's body paused longer than `backend_idle_timeout`) or
+/// `backend-broke-off`.
+pub fn cut_reason(err: &SendError) -> &'static str {
+    match err {
+        SendError::Client(e) if e.kind == TransportErrorKind::Timeout => "client-stalled",
+        SendError::Client(_) => "client-gone",
+        SendError::Transport(e) if e.kind == TransportErrorKind::Timeout => "backend-stalled",
+        SendError::Transport(_) | SendError::Body(_) => "backend-broke-off",
+    }
 }
 
 impl AccessLog {
@@ -31,6 +47,7 @@ impl AccessLog {
             "bucket": self.bucket,
             "status": self.status,
             "bytes": self.bytes,
+            "cut": self.cut,
             "duration_ms": self.duration_us as f64 / 1000.0,
             "error": self.error,
         })

@@ -56,12 +56,14 @@ family!(BACKEND_TIMEOUTS, "tempo_s3_shard_backend_timeouts_total", Kind::Counter
 family!(LIST_FANOUT, "tempo_s3_shard_list_fanout_buckets", Kind::Histogram(FANOUT), "Backend buckets asked per client listing");
 family!(RING_CACHE, "tempo_s3_shard_ring_cache_lookups_total", Kind::Counter, "Ring-table lookups in the key-value store, by result (hit, miss)");
 family!(CONFIG_ERRORS, "tempo_s3_shard_config_errors_total", Kind::Counter, "Requests answered with a configuration error");
+family!(RESPONSES_CUT, "tempo_s3_shard_responses_cut_total", Kind::Counter, "Responses whose body was cut after the head went out, by S3 operation and reason");
 
 /// Every family, in the order they are rendered.
 pub const FAMILIES: &[&Family] = &[
     &HTTP_REQUESTS, &HTTP_DURATION, &S3_OPERATIONS, &S3_DURATION, &OBJECT_SIZE, &HASH_DISTRIBUTION,
     &ACTIVE_CONNECTIONS, &BUCKET_OPERATIONS, &LIST_OPERATIONS, &REQUESTS, &REQUEST_DURATION,
     &REQUEST_BYTES, &RESPONSE_BYTES, &BACKEND_TIMEOUTS, &LIST_FANOUT, &RING_CACHE, &CONFIG_ERRORS,
+    &RESPONSES_CUT,
 ];
 
 /// Label pairs of one series, in the order given.

@@ -51,6 +51,8 @@ struct AccessLine {
     #[serde(default)]
     status: u16,
     bytes: Option<u64>,
+    /// Why the body was cut (`client-stalled`, `client-gone`, `backend-stalled`, `backend-broke-off`).
+    cut: Option<String>,
     error: Option<String>,
 }
 
@@ -149,6 +151,9 @@ impl Observer {
         m.observe(&metrics::REQUEST_DURATION, &[("operation", op)], seconds);
         m.add(&metrics::REQUEST_BYTES, &[("operation", op)], self.track.bytes_in.load(Ordering::Relaxed) as f64);
         m.add(&metrics::RESPONSE_BYTES, &[("operation", op)], line.bytes.unwrap_or(0) as f64);
+        if let Some(reason) = &line.cut {
+            m.add(&metrics::RESPONSES_CUT, &[("operation", op), ("reason", reason)], 1.0);
+        }
         if line.error.as_deref().is_some_and(|e| e.starts_with(tempo_s3_shard_core::config::MISCONFIGURED)) {
             m.add(&metrics::CONFIG_ERRORS, &[], 1.0);
         }

@@ -55,6 +55,14 @@ impl TransportError {
         TransportError::new(kind, code)
     }
 
+    /// A body that broke off, in the runtime's `words` (wasi's read error: `connection read timeout`
+    /// when a backend's body paused longer than its between-bytes timeout).
+    pub fn broke_off(words: Option<String>) -> TransportError {
+        let words = words.unwrap_or_else(|| "a body broke off".into());
+        let kind = if words.to_ascii_lowercase().contains("timeout") { TransportErrorKind::Timeout } else { TransportErrorKind::Closed };
+        TransportError::new(kind, words)
+    }
+
     /// The client's error: 503, retryable, naming the shard by position only.
     pub fn to_s3(&self, proxy: &Proxy, shard: usize) -> S3Error {
         let what = match self.kind {
@@ -219,5 +227,12 @@ mod tests {
         assert_eq!(kind("DnsError(DnsErrorPayload { rcode: None, info-code: None })"), TransportErrorKind::Connect);
         assert_eq!(kind("ConnectionTerminated"), TransportErrorKind::Closed);
         assert_eq!(kind("TlsCertificateError"), TransportErrorKind::Other);
+    }
+
+    #[test]
+    fn a_body_that_paused_too_long_is_told_from_one_that_broke_off() {
+        assert_eq!(TransportError::broke_off(Some("connection read timeout".into())).kind, TransportErrorKind::Timeout);
+        assert_eq!(TransportError::broke_off(Some("connection terminated".into())).kind, TransportErrorKind::Closed);
+        assert_eq!(TransportError::broke_off(None).kind, TransportErrorKind::Closed);
     }
 }

@@ -61,7 +61,8 @@ pub enum SendError {
     /// filter says which S3 error), or the source backend's body broke off.
     Body(S3Error),
     /// The client's request body broke off ([`TransportErrorKind::Closed`]) or paused longer than
-    /// the limit the core set ([`TransportErrorKind::Timeout`]).
+    /// the limit the core set ([`TransportErrorKind::Timeout`]); or, writing the response, the
+    /// client went away or stopped reading for longer than that limit.
     Client(TransportError),
 }
 
@@ -128,14 +129,15 @@ pub struct Finish {
 }
 
 impl Finish {
-    /// Once the client has its answer (`status`, body `bytes` sent or `None` when the body broke
-    /// off): store any ring table this request hashed, and return the access-log line.
-    pub fn done(mut self, transport: &impl Transport, status: u16, bytes: Option<u64>, duration_us: u64) -> String {
+    /// Once the client has its answer (`status`; the body bytes sent, or the error that cut the
+    /// body): store any ring table this request hashed, and return the access-log line.
+    pub fn done(mut self, transport: &impl Transport, status: u16, sent: Result<u64, SendError>, duration_us: u64) -> String {
         if let (Some(proxy), true) = (&self.proxy, self.save_rings) {
             ring_cache::save(proxy, transport);
         }
         self.log.status = status;
-        self.log.bytes = bytes;
+        self.log.bytes = sent.as_ref().ok().copied();
+        self.log.cut = sent.as_ref().err().map(crate::access_log::cut_reason);
         self.log.duration_us = duration_us;
         self.log.to_json()
     }

@@ -48,7 +48,7 @@ fn send<F: Fn(&Call, usize) -> Scripted>(script: &Script<F>, extra: &[(&str, &st
         Answer::Reply(r) => (r.status, r.headers, r.body, false),
         Answer::Stream { status, headers, response } => (status, headers, response, true),
     };
-    let log = finish.done(script, status, Some(body.len() as u64), 1);
+    let log = finish.done(script, status, Ok(body.len() as u64), 1);
     Seen { status, headers, body, streamed, log: serde_json::from_str(&log).unwrap() }
 }
 
@@ -548,7 +548,7 @@ fn a_request_that_finds_the_ring_table_hashes_no_point() {
         let request = Request { parts, https: false, now_unix: 1_700_000_000, request_id: "r".into() };
         let (_, finish) = block_on(handle(&script, request, |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())));
         let hashed = finish.proxy.as_ref().is_some_and(|p| p.ring.hashed_here());
-        finish.done(&script, 200, Some(1), 1);
+        finish.done(&script, 200, Ok(1), 1);
         hashed
     };
     assert!(hashed("/proxy-bucket/t/b1/k"), "the first request hashes the ring and stores its table");
