@@ -211,6 +211,28 @@ async fn bad_configuration_is_a_500_xml_error_naming_the_variable() {
     assert!(r.body.contains("use_ssl"), "{}", r.body);
 }
 
+/// The component starts with linear memory enough for a request (build.rs): growing it costs the
+/// pooling allocator an `mprotect` and, when the instance is reused, a TLB shootdown on every core.
+/// 16 buckets read their ring table (12.8 KB) from the key-value store on every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_never_grow_the_components_memory() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let buckets: Vec<String> = (0..16).map(|i| format!("shard{i:02}")).collect();
+    let names: Vec<&str> = buckets.iter().map(String::as_str).collect();
+    let h = Harness::start(&names).await;
+    let s3 = h.client();
+    for i in 0..4 {
+        let key = format!("tenant/block-{i}/data");
+        s3.put_object().bucket(VIRTUAL_BUCKET).key(&key).body(ByteStream::from(vec![7u8; 4096])).send().await.unwrap();
+        s3.get_object().bucket(VIRTUAL_BUCKET).key(&key).send().await.unwrap().body.collect().await.unwrap();
+        s3.head_object().bucket(VIRTUAL_BUCKET).key(&key).send().await.unwrap();
+    }
+    s3.list_objects_v2().bucket(VIRTUAL_BUCKET).send().await.unwrap();
+    assert_eq!(h.stats.requests.load(Relaxed), 13);
+    let peak = h.stats.peak_memory.load(Relaxed);
+    assert_eq!(h.stats.memory_grows.load(Relaxed), 0, "memory grew past its initial size (peak {peak} bytes)");
+}
+
 /// spin.toml joins every variable into `settings`: a request reads its whole configuration from the
 /// runtime with one call (19 before), whatever it does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,6 +82,9 @@ pub struct Stats {
     pub failed: AtomicUsize,
     /// Calls of Spin's `variables.get`.
     pub variable_reads: AtomicUsize,
+    /// Times an instance's linear memory grew past its initial size (each costs the pooling
+    /// allocator an `mprotect` now and at reuse).
+    pub memory_grows: AtomicUsize,
 }
 
 /// Per-request store data: WASI and wasi:http contexts, and the Spin variables.
@@ -101,9 +104,13 @@ struct MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > MEMORY_LIMIT {
             return Ok(false);
+        }
+        // Instantiation "grows" a memory from nothing to its initial size.
+        if current > 0 {
+            self.stats.memory_grows.fetch_add(1, Ordering::Relaxed);
         }
         self.stats.peak_memory.fetch_max(desired, Ordering::Relaxed);
         Ok(true)
