@@ -109,7 +109,7 @@ impl BodyFilter {
         match self {
             BodyFilter::Passthrough => Ok(Trailers::default()),
             BodyFilter::Sha256 { expected, hasher, held } => {
-                let actual = hex(&hasher.clone().finalize());
+                let actual = crate::codec::hex(&hasher.clone().finalize());
                 if !sigv4::verify::constant_time_eq(actual.as_bytes(), expected.to_ascii_lowercase().as_bytes()) {
                     return Err(S3Error::new(
                         ErrorCode::XAmzContentSHA256Mismatch,
@@ -123,10 +123,6 @@ impl BodyFilter {
             BodyFilter::Reframed(reframe) => reframe.finish(out),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Work out how the request body reaches the backend, enforcing S3's limits on the way in.
