@@ -24,6 +24,20 @@ fn is_multipart_etag(etag: &str) -> bool {
     etag_core(etag).contains('-')
 }
 
+/// What a copy must carry besides the bytes: content type and the other stored headers, and the
+/// user metadata, names lowercased and sorted.
+fn description(head: &Head) -> Vec<(String, String)> {
+    const STORED: [&str; 6] = ["content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires"];
+    let mut kept: Vec<(String, String)> = head
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+        .filter(|(n, _)| STORED.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
+        .collect();
+    kept.sort();
+    kept
+}
+
 /// One misplaced copy of a key, as listed.
 #[derive(Clone, Debug)]
 pub(super) struct Stray {
@@ -66,6 +80,11 @@ impl Mover {
             return self.copy_verify_delete(key, owner, from, &source).await;
         };
         if at_owner.size == source.size && etag_core(&at_owner.etag) == etag_core(&source.etag) {
+            if description(&at_owner) != description(&source) {
+                // The same bytes without the metadata: a copy cut off part-way (a backend that
+                // stores the two apart, as s3s-fs does) or written by hand. Copy again over it.
+                return self.copy_verify_delete(key, owner, from, &source).await;
+            }
             self.s3.delete(from, key).await?;
             return Ok(Outcome::AlreadyAtOwner);
         }
@@ -115,9 +134,9 @@ impl Mover {
         } else {
             source.etag.as_str()
         };
-        if copy.size != source.size || etag_core(&copy.etag) != etag_core(expected) {
+        if copy.size != source.size || etag_core(&copy.etag) != etag_core(expected) || description(&copy) != description(source) {
             bail!(
-                "copy of {from}/{key} to {owner} does not verify: {} bytes, ETag {} (expected {} bytes, ETag {expected}); the original is kept",
+                "copy of {from}/{key} to {owner} does not verify: {} bytes, ETag {} (expected {} bytes, ETag {expected}), or other headers or metadata; the original is kept",
                 copy.size,
                 copy.etag,
                 source.size
@@ -138,6 +157,15 @@ mod tests {
         assert_eq!(parse_iso8601("2013-05-24T00:00:01Z"), Some(1_369_353_601));
         assert_eq!(parse_iso8601("2013-05-24T00:00:01.999Z"), Some(1_369_353_601));
         assert_eq!(parse_iso8601("yesterday"), None);
+    }
+
+    #[test]
+    fn a_copy_is_the_same_only_with_the_same_type_and_metadata() {
+        let head = |headers: &[(&str, &str)]| Head { size: 1, etag: "e".into(), last_modified: None, headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect() };
+        let full = head(&[("Content-Type", "text/plain"), ("x-amz-meta-origin", "t"), ("date", "now"), ("x-amz-request-id", "1")]);
+        assert_eq!(description(&full), description(&head(&[("x-amz-meta-origin", "t"), ("content-type", "text/plain"), ("date", "later")])));
+        assert_ne!(description(&full), description(&head(&[("content-type", "text/plain")])), "metadata lost");
+        assert_ne!(description(&full), description(&head(&[("x-amz-meta-origin", "t"), ("content-type", "binary/octet-stream")])));
     }
 
     #[test]
