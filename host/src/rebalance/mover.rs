@@ -24,16 +24,10 @@ fn is_multipart_etag(etag: &str) -> bool {
     etag_core(etag).contains('-')
 }
 
-/// What a copy must carry besides the bytes: content type and the other stored headers, and the
-/// user metadata, names lowercased and sorted.
+/// What a copy must carry besides the bytes ([`Head::carried`]), values trimmed and sorted, for
+/// comparing two copies.
 fn description(head: &Head) -> Vec<(String, String)> {
-    const STORED: [&str; 6] = ["content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires"];
-    let mut kept: Vec<(String, String)> = head
-        .headers
-        .iter()
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
-        .filter(|(n, _)| STORED.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
-        .collect();
+    let mut kept: Vec<(String, String)> = head.carried().map(|(n, v)| (n, v.trim().to_string())).collect();
     kept.sort();
     kept
 }

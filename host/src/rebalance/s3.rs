@@ -60,6 +60,19 @@ pub(super) struct Head {
     pub(super) headers: Vec<(String, String)>,
 }
 
+/// Stored headers of an object that a copy keeps, with its user metadata (`x-amz-meta-*`).
+const OBJECT_HEADERS: [&str; 6] = ["cache-control", "content-disposition", "content-encoding", "content-language", "content-type", "expires"];
+
+impl Head {
+    /// The object headers and user metadata a copy carries over, names lowercased.
+    pub(super) fn carried(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .filter(|(n, _)| n.starts_with("x-amz-meta-") || OBJECT_HEADERS.contains(&n.as_str()))
+    }
+}
+
 /// Signed requests to the backend endpoint: a plain hyper-util client over HTTP; over HTTPS, pooled
 /// HTTP/1 connections over rustls (web PKI roots plus the operator's `ca_roots`).
 pub(super) struct S3 {
@@ -276,17 +289,8 @@ impl S3 {
     /// Multipart copy (UploadPartCopy) for objects CopyObject cannot copy; the completed ETag.
     /// Object headers, user metadata and tags are carried over as CopyObject would.
     pub(super) async fn multipart_copy(&self, from: &str, to: &str, key: &str, source: &Head, part_size: u64) -> anyhow::Result<String> {
-        let mut headers: Vec<(String, String)> = source
-            .headers
-            .iter()
-            .filter(|(n, _)| {
-                let n = n.to_ascii_lowercase();
-                n.starts_with("x-amz-meta-")
-                    || ["cache-control", "content-disposition", "content-encoding", "content-language", "content-type", "expires", "x-amz-storage-class"]
-                        .contains(&n.as_str())
-            })
-            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
-            .collect();
+        let mut headers: Vec<(String, String)> = source.carried().collect();
+        headers.extend(header(&source.headers, "x-amz-storage-class").map(|v| ("x-amz-storage-class".to_string(), v.to_string())));
         let tag_count = header(&source.headers, "x-amz-tagging-count").and_then(|v| v.trim().parse::<u32>().ok());
         if tag_count.unwrap_or(0) > 0 {
             let q = vec![("tagging".to_string(), String::new())];
