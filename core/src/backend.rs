@@ -5,7 +5,7 @@ use crate::codec;
 use crate::config::{Config, Timeouts};
 use crate::route::header;
 use crate::sigv4::canonical::canonical_query_string;
-use crate::sigv4::payload::{is_sha256_hex, UNSIGNED_PAYLOAD};
+use crate::sigv4::payload::{is_sha256_hex, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use crate::sigv4::sign::{sign_headers, SignRequest};
 
 /// A request ready to send: everything but the body, which the adapter streams.
@@ -188,23 +188,52 @@ fn is_client_auth_param(name: &str) -> bool {
     PRESIGN.iter().any(|p| p.eq_ignore_ascii_case(name))
 }
 
-/// Build and sign a request for `bucket` (and `key`, for object operations) on the configured endpoint.
+/// What one backend call asks for, apart from where it goes and when it is signed: the method, the
+/// object key (none for a bucket-level call), the decoded query, the headers and the
+/// `x-amz-content-sha256` value. [`Call::new`] starts with no key, query or headers and an empty
+/// body's hash; the setters add the rest.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub key: Option<&'a str>,
+    pub query: &'a [(String, String)],
+    pub headers: Vec<(String, String)>,
+    /// [`UNSIGNED_PAYLOAD`] for streamed bodies, or a real hash.
+    pub payload_hash: &'a str,
+}
+
+impl<'a> Call<'a> {
+    /// A bodiless `method` call on the bucket itself.
+    pub fn new(method: &'a str) -> Call<'a> {
+        Call { method, key: None, query: &[], headers: Vec::new(), payload_hash: EMPTY_SHA256 }
+    }
+
+    /// The call is for object `key`.
+    pub fn key(self, key: &'a str) -> Call<'a> {
+        Call { key: Some(key), ..self }
+    }
+
+    /// The call's decoded query parameters.
+    pub fn query(self, query: &'a [(String, String)]) -> Call<'a> {
+        Call { query, ..self }
+    }
+
+    /// The call's headers (the signing ones are replaced by [`request`]).
+    pub fn headers(self, headers: Vec<(String, String)>) -> Call<'a> {
+        Call { headers, ..self }
+    }
+
+    /// The body's `x-amz-content-sha256` value.
+    pub fn payload_hash(self, payload_hash: &'a str) -> Call<'a> {
+        Call { payload_hash, ..self }
+    }
+}
+
+/// Build and sign `call` for `bucket` on the configured endpoint.
 ///
-/// `query` is decoded; it is encoded canonically so the URL sent is the URL signed. `payload_hash`
-/// is the `x-amz-content-sha256` value: [`UNSIGNED_PAYLOAD`] for streamed bodies, or a real hash.
-// Eight arguments: its callers (proxy, copy, admin, delete, the host's rebalance) are being
-// rewritten into the request driver, which should pass one request struct instead.
-#[allow(clippy::too_many_arguments)]
-pub fn request(
-    cfg: &Config,
-    method: &str,
-    bucket: &str,
-    key: Option<&str>,
-    query: &[(String, String)],
-    mut headers: Vec<(String, String)>,
-    payload_hash: &str,
-    now_unix: u64,
-) -> BackendRequest {
+/// The query is encoded canonically, so the URL sent is the URL signed.
+pub fn request(cfg: &Config, bucket: &str, call: Call, now_unix: u64) -> BackendRequest {
+    let Call { method, key, query, mut headers, payload_hash } = call;
     let mut path = format!("/{}", codec::uri_encode(bucket, true));
     if let Some(key) = key {
         path.push('/');
@@ -270,7 +299,6 @@ pub fn reusable_payload_hash(client_headers: &[(String, String)]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sigv4::payload::EMPTY_SHA256;
 
     fn cfg(with_keys: bool) -> Config {
         Config::from_lookup(|name| match name {
@@ -286,23 +314,23 @@ mod tests {
 
     #[test]
     fn path_style_url_encodes_awkward_keys() {
-        let r = request(&cfg(true), "GET", "shard1", Some("a b/+%/€=~//x"), &[], vec![], EMPTY_SHA256, 0);
+        let r = request(&cfg(true), "shard1", Call::new("GET").key("a b/+%/€=~//x"), 0);
         assert_eq!(r.url(), "http://127.0.0.1:9000/shard1/a%20b/%2B%25/%E2%82%AC%3D~//x");
     }
 
     #[test]
     fn carries_the_configured_timeouts() {
-        let r = request(&cfg(true), "GET", "shard1", Some("k"), &[], vec![], EMPTY_SHA256, 0);
+        let r = request(&cfg(true), "shard1", Call::new("GET").key("k"), 0);
         assert_eq!(r.timeouts, Timeouts::default());
         let mut c = cfg(false);
         c.timeouts.first_byte_ms = 1_500;
-        assert_eq!(request(&c, "PUT", "shard2", Some("k"), &[], vec![], UNSIGNED_PAYLOAD, 0).timeouts.first_byte_ms, 1_500);
+        assert_eq!(request(&c, "shard2", Call::new("PUT").key("k").payload_hash(UNSIGNED_PAYLOAD), 0).timeouts.first_byte_ms, 1_500);
     }
 
     #[test]
     fn query_is_sent_in_canonical_order() {
         let q = vec![("prefix".to_string(), "a b".to_string()), ("list-type".to_string(), "2".to_string())];
-        let r = request(&cfg(true), "GET", "shard1", None, &q, vec![], EMPTY_SHA256, 0);
+        let r = request(&cfg(true), "shard1", Call::new("GET").query(&q), 0);
         assert_eq!(r.path_and_query, "/shard1?list-type=2&prefix=a%20b");
     }
 
@@ -312,17 +340,17 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let r = request(&cfg(true), "GET", "shard1", Some("k"), &q, vec![], EMPTY_SHA256, 0);
+        let r = request(&cfg(true), "shard1", Call::new("GET").key("k").query(&q), 0);
         assert_eq!(r.path_and_query, "/shard1/k?x-id=GetObject");
     }
 
     #[test]
     fn signs_only_with_credentials() {
-        let signed = request(&cfg(true), "GET", "shard1", Some("k"), &[], vec![], EMPTY_SHA256, 0);
+        let signed = request(&cfg(true), "shard1", Call::new("GET").key("k"), 0);
         let auth = header(&signed.headers, "authorization").unwrap();
         assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/19700101/us-east-1/s3/aws4_request"));
         assert!(!auth.contains("SECRET"));
-        let anonymous = request(&cfg(false), "GET", "shard1", Some("k"), &[], vec![], EMPTY_SHA256, 0);
+        let anonymous = request(&cfg(false), "shard1", Call::new("GET").key("k"), 0);
         assert!(header(&anonymous.headers, "authorization").is_none());
     }
 

@@ -53,19 +53,9 @@ impl Proxy {
         format!("shard {} of {}", shard + 1, self.all_buckets.len())
     }
 
-    /// A signed request to shard `shard`, for `key` (object operations) or the bucket itself.
-    #[allow(clippy::too_many_arguments)]
-    pub fn request(
-        &self,
-        method: &str,
-        shard: usize,
-        key: Option<&str>,
-        query: &[(String, String)],
-        headers: Vec<(String, String)>,
-        payload_hash: &str,
-        now_unix: u64,
-    ) -> BackendRequest {
-        backend::request(&self.cfg, method, self.bucket(shard), key, query, headers, payload_hash, now_unix)
+    /// `call` signed for shard `shard`.
+    pub fn request(&self, shard: usize, call: backend::Call, now_unix: u64) -> BackendRequest {
+        backend::request(&self.cfg, self.bucket(shard), call, now_unix)
     }
 
     /// The request that creates a missing backend bucket, and its body (a location constraint
@@ -81,7 +71,7 @@ impl Proxy {
             headers.push(("content-length".into(), body.len().to_string()));
         }
         let hash = sigv4::sign::sha256_hex(&body);
-        (self.request("PUT", shard, None, &[], headers, &hash, now_unix), body)
+        (self.request(shard, backend::Call::new("PUT").headers(headers).payload_hash(&hash), now_unix), body)
     }
 
     /// The key that authenticates our continuation tokens: derived from configuration clients

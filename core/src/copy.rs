@@ -1,8 +1,8 @@
 //! CopyObject and UploadPartCopy inside the virtual bucket: a server-side copy when source and
 //! destination share a shard, otherwise a streamed GET from one shard into a PUT on the other.
 
-use crate::backend::{self, BackendRequest};
-use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::backend::{self, BackendRequest, Call};
+use crate::sigv4::payload::UNSIGNED_PAYLOAD;
 use crate::checks::CopyRange;
 use crate::context::Proxy;
 use crate::error::{ErrorCode, S3Error, S3Result};
@@ -118,7 +118,7 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: &Route, copy: &CopyReque
             source.push_str(&format!("?versionId={}", codec::uri_encode(v, true)));
         }
         headers.push(("x-amz-copy-source".into(), source));
-        let request = proxy.request("PUT", dst_shard, Some(&dst_key), &route.query, headers, EMPTY_SHA256, now_unix);
+        let request = proxy.request(dst_shard, Call::new("PUT").key(&dst_key).query(&route.query).headers(headers), now_unix);
         return CopyPlan::ServerSide { shard: dst_shard, request };
     }
 
@@ -140,7 +140,7 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: &Route, copy: &CopyReque
     get_headers.extend(crate::sse::source_key_for_get(&parts.headers));
     let get_query: Vec<(String, String)> =
         src.version_id.iter().map(|v| ("versionId".to_string(), v.clone())).collect();
-    let get = proxy.request("GET", src_shard, Some(&src.key), &get_query, get_headers, EMPTY_SHA256, now_unix);
+    let get = proxy.request(src_shard, Call::new("GET").key(&src.key).query(&get_query).headers(get_headers), now_unix);
     CopyPlan::Streamed(StreamedCopy {
         op: route.op.clone(),
         get,
@@ -191,7 +191,7 @@ impl StreamedCopy {
             }
         }
         headers.extend(crate::sse::destination_headers(&self.client_headers, matches!(self.op, Operation::CopyObject { .. })));
-        let request = proxy.request("PUT", self.dst_shard, Some(&self.dst_key), &self.query, headers, UNSIGNED_PAYLOAD, now_unix);
+        let request = proxy.request(self.dst_shard, Call::new("PUT").key(&self.dst_key).query(&self.query).headers(headers).payload_hash(UNSIGNED_PAYLOAD), now_unix);
         Ok((request, length))
     }
 
@@ -222,7 +222,7 @@ impl StreamedCopy {
         let src = &self.source;
         let mut query = vec![("tagging".to_string(), String::new())];
         query.extend(src.version_id.iter().map(|v| ("versionId".to_string(), v.clone())));
-        proxy.request("GET", self.src_shard, Some(&src.key), &query, vec![], EMPTY_SHA256, now_unix)
+        proxy.request(self.src_shard, Call::new("GET").key(&src.key).query(&query), now_unix)
     }
 
     /// The XML the client receives, from the write's response headers.

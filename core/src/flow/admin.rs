@@ -2,7 +2,7 @@
 
 use super::{call, Outbound, Transport};
 use crate::admin::{self, AdminOp};
-use crate::sigv4::payload::EMPTY_SHA256;
+use crate::backend::Call;
 use crate::context::Proxy;
 use crate::error::S3Result;
 use crate::reply::Reply;
@@ -19,7 +19,7 @@ pub async fn run<T: Transport>(t: &T, proxy: &Proxy, op: AdminOp, now: u64) -> S
 /// operator wants to see every shard that is down, not only the first.
 async fn health<T: Transport>(t: &T, proxy: &Proxy, now: u64) -> Reply {
     let calls = (0..proxy.all_buckets.len()).map(|shard| async move {
-        let request = proxy.request("HEAD", shard, None, &[], vec![], EMPTY_SHA256, now);
+        let request = proxy.request(shard, Call::new("HEAD"), now);
         match call::send(t, proxy, shard, &request, Outbound::Empty).await {
             Ok(sent) => Ok(sent.head.status),
             Err(err) => Err(err.message),

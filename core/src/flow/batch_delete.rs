@@ -4,6 +4,7 @@
 use super::{call, Transport};
 use crate::backend_error::{backend_error, is_success, MAX_LIST_BODY};
 use crate::batch_delete::{self, ShardBatch, MAX_DELETE_BODY};
+use crate::backend::Call;
 use crate::context::Proxy;
 use crate::error::{ErrorCode, S3Error, S3Result};
 use crate::reply::Reply;
@@ -34,7 +35,7 @@ async fn shard_part<T: Transport>(t: &T, proxy: &Proxy, part: &ShardBatch, now: 
         ("content-type".to_string(), "application/xml".to_string()),
     ];
     let query = [("delete".to_string(), String::new())];
-    let request = proxy.request("POST", part.shard, None, &query, headers, &sigv4::sign::sha256_hex(&part.body), now);
+    let request = proxy.request(part.shard, Call::new("POST").query(&query).headers(headers).payload_hash(&sigv4::sign::sha256_hex(&part.body)), now);
     let answer = call::call(t, proxy, part.shard, &request, part.body.clone(), MAX_LIST_BODY).await?;
     if is_success(answer.head.status) {
         return Ok(answer.body);

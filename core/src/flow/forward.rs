@@ -3,7 +3,7 @@
 //! read's conditions held to S3's rules whether or not the backend evaluated them.
 
 use super::{call, respond, Answer, Outbound, Transport};
-use crate::backend::{self, BackendRequest};
+use crate::backend::{self, BackendRequest, Call};
 use crate::sigv4::payload::{EMPTY_SHA256, STREAMING_UNSIGNED_TRAILER, UNSIGNED_PAYLOAD};
 use crate::backend_error::{self, is_success, no_such_key, on_missing_bucket, MissingBucket};
 use crate::checks::{self, Failed};
@@ -48,7 +48,8 @@ pub fn plan(proxy: &Proxy, parts: &RequestParts, route: Route, payload: PayloadM
     if let Body::Stream { length, filter: BodyFilter::Reframed(reframe) } = &body {
         reframe.headers(&mut headers, *length);
     }
-    let to = |shard: usize| (shard, proxy.request(&parts.method, shard, Some(&key), &route.query, headers.clone(), payload_hash, now));
+    let call = Call::new(&parts.method).key(&key).query(&route.query).headers(headers).payload_hash(payload_hash);
+    let to = |shard: usize| (shard, proxy.request(shard, call.clone(), now));
     let (_, request) = to(shard);
     let previous = owners.get(1).copied();
     let fallback = previous.filter(|_| route.op.reads_existing_object()).map(to);
@@ -107,7 +108,7 @@ fn with_checksum(proxy: &Proxy, parts: &RequestParts, fwd: &Forward, query: &[(S
     headers.retain(|(n, _)| n != checksum.0);
     headers.push((checksum.0.to_string(), checksum.1));
     let key = fwd.op.key().unwrap_or_default();
-    proxy.request(&parts.method, fwd.shard, Some(key), query, headers, UNSIGNED_PAYLOAD, now)
+    proxy.request(fwd.shard, Call::new(&parts.method).key(key).query(query).headers(headers).payload_hash(UNSIGNED_PAYLOAD), now)
 }
 
 /// A GET or HEAD that a backend answered with the object although one of its conditions fails

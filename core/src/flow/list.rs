@@ -3,7 +3,7 @@
 
 use super::{call, Transport};
 use crate::backend_error::{backend_page, MAX_LIST_BODY};
-use crate::sigv4::payload::EMPTY_SHA256;
+use crate::backend::Call;
 use crate::context::Proxy;
 use crate::error::S3Result;
 use crate::listing::Merger;
@@ -54,7 +54,7 @@ async fn pages<T: Transport>(t: &T, proxy: &Proxy, wanted: Wanted, now: u64) -> 
     let calls = wanted
         .into_iter()
         .map(|(shard, query)| async move {
-            let request = proxy.request("GET", shard, None, &query, vec![], EMPTY_SHA256, now);
+            let request = proxy.request(shard, Call::new("GET").query(&query), now);
             let answer = call::call(t, proxy, shard, &request, Vec::new(), MAX_LIST_BODY).await?;
             Ok((shard, answer.head.status, answer.body))
         })

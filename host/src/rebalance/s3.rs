@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tempo_s3_shard_core::backend;
+use tempo_s3_shard_core::backend::{self, Call};
 use tempo_s3_shard_core::sigv4::payload::EMPTY_SHA256;
 use tempo_s3_shard_core::config::{Config, Scheme};
 use tempo_s3_shard_core::route::header;
@@ -155,22 +155,13 @@ impl S3 {
         Ok(S3 { cfg, client, tls })
     }
 
-    /// Send one signed request, retrying connection failures, 500 and 503 (SlowDown) with backoff.
-    #[allow(clippy::too_many_arguments)]
-    async fn send(
-        &self,
-        method: &str,
-        bucket: &str,
-        key: Option<&str>,
-        query: &[(String, String)],
-        headers: Vec<(String, String)>,
-        body: Bytes,
-        timeout: Duration,
-    ) -> anyhow::Result<Answer> {
+    /// Send `call` to `bucket` signed, with `body`, retrying connection failures, 500 and 503
+    /// (SlowDown) with backoff.
+    async fn send(&self, bucket: &str, call: Call<'_>, body: Bytes, timeout: Duration) -> anyhow::Result<Answer> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.send_once(method, bucket, key, query, headers.clone(), body.clone(), timeout).await {
+            match self.send_once(bucket, call.clone(), body.clone(), timeout).await {
                 Ok(a) if (a.status == 500 || a.status == 503) && attempt < 4 => {}
                 Ok(a) => return Ok(a),
                 Err(_) if attempt < 4 => {}
@@ -180,28 +171,18 @@ impl S3 {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn send_once(
-        &self,
-        method: &str,
-        bucket: &str,
-        key: Option<&str>,
-        query: &[(String, String)],
-        mut headers: Vec<(String, String)>,
-        body: Bytes,
-        timeout: Duration,
-    ) -> anyhow::Result<Answer> {
+    async fn send_once(&self, bucket: &str, mut call: Call<'_>, body: Bytes, timeout: Duration) -> anyhow::Result<Answer> {
         let hash = if body.is_empty() { EMPTY_SHA256.to_string() } else { tempo_s3_shard_core::sigv4::sign::sha256_hex(&body) };
         if !body.is_empty() {
-            headers.push(("content-length".into(), body.len().to_string()));
+            call.headers.push(("content-length".into(), body.len().to_string()));
         }
-        let req = backend::request(&self.cfg, method, bucket, key, query, headers, &hash, now_unix());
+        let req = backend::request(&self.cfg, bucket, call.payload_hash(&hash), now_unix());
         let mut builder = http::Request::builder().method(req.method.as_str()).uri(req.url());
         for (name, value) in &req.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
         let request = builder.body(Full::new(body)).context("cannot build the request")?;
-        let what = format!("{method} {}", req.url());
+        let what = format!("{} {}", req.method, req.url());
         let exchange = async {
             match &self.tls {
                 Some(tls) => tls.exchange(request, &req.authority).await,
@@ -226,7 +207,7 @@ impl S3 {
             if let Some(t) = &token {
                 query.push(("continuation-token".to_string(), t.clone()));
             }
-            let a = self.send("GET", bucket, None, &query, vec![], Bytes::new(), Duration::from_secs(120)).await?;
+            let a = self.send(bucket, Call::new("GET").query(&query), Bytes::new(), Duration::from_secs(120)).await?;
             if let Some(e) = a.error() {
                 bail!("cannot list bucket {bucket}: {e}");
             }
@@ -241,7 +222,7 @@ impl S3 {
     }
 
     pub(super) async fn head(&self, bucket: &str, key: &str) -> anyhow::Result<Option<Head>> {
-        let a = self.send("HEAD", bucket, Some(key), &[], vec![], Bytes::new(), Duration::from_secs(60)).await?;
+        let a = self.send(bucket, Call::new("HEAD").key(key), Bytes::new(), Duration::from_secs(60)).await?;
         if a.status == 404 {
             return Ok(None);
         }
@@ -261,7 +242,7 @@ impl S3 {
     }
 
     pub(super) async fn delete(&self, bucket: &str, key: &str) -> anyhow::Result<()> {
-        let a = self.send("DELETE", bucket, Some(key), &[], vec![], Bytes::new(), Duration::from_secs(60)).await?;
+        let a = self.send(bucket, Call::new("DELETE").key(key), Bytes::new(), Duration::from_secs(60)).await?;
         if a.status != 404 {
             if let Some(e) = a.error() {
                 bail!("DELETE {bucket}/{key}: {e}");
@@ -279,7 +260,7 @@ impl S3 {
         if !etag.is_empty() {
             headers.push(("x-amz-copy-source-if-match".to_string(), etag.to_string()));
         }
-        let a = self.send("PUT", to, Some(key), &[], headers, Bytes::new(), Duration::from_secs(30 * 60)).await?;
+        let a = self.send(to, Call::new("PUT").key(key).headers(headers), Bytes::new(), Duration::from_secs(30 * 60)).await?;
         if let Some(e) = a.error() {
             bail!("copy {from}/{key} -> {to}: {e}");
         }
@@ -294,7 +275,7 @@ impl S3 {
         let tag_count = header(&source.headers, "x-amz-tagging-count").and_then(|v| v.trim().parse::<u32>().ok());
         if tag_count.unwrap_or(0) > 0 {
             let q = vec![("tagging".to_string(), String::new())];
-            let a = self.send("GET", from, Some(key), &q, vec![], Bytes::new(), Duration::from_secs(60)).await?;
+            let a = self.send(from, Call::new("GET").key(key).query(&q), Bytes::new(), Duration::from_secs(60)).await?;
             if let Some(e) = a.error() {
                 bail!("read tags of {from}/{key}: {e}");
             }
@@ -302,7 +283,7 @@ impl S3 {
             headers.push(("x-amz-tagging".into(), xml::tagging_header(&tags)));
         }
         let q = vec![("uploads".to_string(), String::new())];
-        let a = self.send("POST", to, Some(key), &q, headers, Bytes::new(), Duration::from_secs(60)).await?;
+        let a = self.send(to, Call::new("POST").key(key).query(&q).headers(headers), Bytes::new(), Duration::from_secs(60)).await?;
         if let Some(e) = a.error() {
             bail!("start multipart copy of {key} to {to}: {e}");
         }
@@ -311,7 +292,7 @@ impl S3 {
         if result.is_err() {
             // Best effort: an abandoned upload only costs storage until a lifecycle rule removes it.
             let q = vec![("uploadId".to_string(), upload_id.clone())];
-            let _ = self.send("DELETE", to, Some(key), &q, vec![], Bytes::new(), Duration::from_secs(60)).await;
+            let _ = self.send(to, Call::new("DELETE").key(key).query(&q), Bytes::new(), Duration::from_secs(60)).await;
         }
         result
     }
@@ -331,7 +312,7 @@ impl S3 {
             if source.size > 0 {
                 headers.push(("x-amz-copy-source-range".to_string(), format!("bytes={start}-{}", end - 1)));
             }
-            let a = self.send("PUT", to, Some(key), &q, headers, Bytes::new(), Duration::from_secs(30 * 60)).await?;
+            let a = self.send(to, Call::new("PUT").key(key).query(&q).headers(headers), Bytes::new(), Duration::from_secs(30 * 60)).await?;
             if let Some(e) = a.error() {
                 bail!("copy part {number} of {from}/{key}: {e}");
             }
@@ -344,7 +325,7 @@ impl S3 {
         }
         let q = vec![("uploadId".to_string(), upload_id.to_string())];
         let body = Bytes::from(xml::complete_multipart_body(&parts));
-        let a = self.send("POST", to, Some(key), &q, vec![], body, Duration::from_secs(30 * 60)).await?;
+        let a = self.send(to, Call::new("POST").key(key).query(&q), body, Duration::from_secs(30 * 60)).await?;
         if let Some(e) = a.error() {
             bail!("complete multipart copy of {key} to {to}: {e}");
         }
