@@ -1,22 +1,22 @@
 //! Incoming bodies (client requests, backend responses) as streams whose items gather what the
 //! runtime already holds, up to 256 KiB (spin-sdk reads 16 KiB at a time, and peers often send a
-//! few KiB at a time): fewer, larger writes cost the runtime far less. A pause longer than the
-//! stream's idle limit (when the core set one) ends it with a timeout; [`within`] bounds a write's
-//! wait for the peer to read the same way.
+//! few KiB at a time), reading again when the core's [`Pace`] says: fewer, larger writes cost the
+//! runtime far less. A pause longer than the stream's idle limit (when the core set one) ends it
+//! with a timeout; [`within`] bounds a write's wait for the peer to read the same way.
 
 use futures::stream::{FusedStream, StreamExt};
 use spin_executor::CancelOnDropToken;
 use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
 use std::{cell::Cell, future::Future, rc::Rc, task::Poll};
-use tempo_s3_shard_core::flow::{TransportError, TransportErrorKind::{Closed, Timeout}};
+use tempo_s3_shard_core::{flow::{TransportError, TransportErrorKind::{Closed, Timeout}}, pace::Pace};
 use wasi::{clocks::monotonic_clock, io::streams::{InputStream, StreamError}};
 
 /// The most one item gathers.
 const READ_BYTES: u64 = 256 * 1024;
 
-/// The pieces of `body` as they arrive; an `Err` item when it breaks off or pauses longer than
-/// `idle_ms` (0: no limit), and then the stream ends. `None` (a body already taken) breaks off at once.
-pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl FusedStream<Item = Result<Vec<u8>, TransportError>> {
+/// The pieces of `body` as they arrive, each read when `pace` says; an `Err` item when it breaks off
+/// or pauses longer than `idle_ms` (0: no limit), then the end. `None` (taken already) breaks off.
+pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>, mut pace: Pace) -> impl FusedStream<Item = Result<Vec<u8>, TransportError>> {
     /// The open body; dropping it closes the stream, then finishes the body, as WASI requires.
     struct Reading {
         stream: Option<InputStream>,
@@ -25,6 +25,8 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
         /// When the current pause exceeds the idle limit (monotonic ns), and the wake-up for it.
         deadline: Option<(u64, CancelOnDropToken)>,
         failed: Option<TransportError>,
+        /// No read before this instant (monotonic ns; 0: none): the pause `pace` asked for.
+        not_before: u64,
     }
 
     impl Reading {
@@ -38,10 +40,11 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
 
     let stream = body.as_ref().and_then(|b| b.stream().ok());
     let failed = stream.is_none().then(|| crate::outbound::body_broke(None));
-    let mut reading = Reading { stream, body, waiting: None, deadline: None, failed };
+    let mut reading = Reading { stream, body, waiting: None, deadline: None, failed, not_before: 0 };
     futures::stream::poll_fn(move |cx| {
         if let Some(failed) = reading.failed.take() { reading.close(); return Poll::Ready(Some(Err(failed))) }
         let Some(input) = &reading.stream else { return Poll::Ready(None) };
+        if reading.not_before != 0 && reading.not_before > monotonic_clock::now() { reading.waiting = Some(wake(monotonic_clock::subscribe_instant(reading.not_before), cx)); return Poll::Pending }
         match input.read(READ_BYTES) {
             Ok(bytes) if bytes.is_empty() => {
                 if expired(&mut reading.deadline, idle_ms.get(), cx) {
@@ -62,6 +65,7 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
                         _ => break,
                     }
                 }
+                reading.not_before = match pace.after(bytes.len()) { 0 => 0, ns => monotonic_clock::now() + ns };
                 Poll::Ready(Some(Ok(bytes)))
             }
             Err(err) => {

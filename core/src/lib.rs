@@ -22,6 +22,7 @@ pub mod copy;
 pub mod error;
 pub mod flow;
 pub mod list_uploads;
+pub mod pace;
 pub mod listing;
 pub mod query;
 pub mod reply;

@@ -85,6 +85,8 @@ pub struct Stats {
     /// Times an instance's linear memory grew past its initial size (each costs the pooling
     /// allocator an `mprotect` now and at reuse).
     pub memory_grows: AtomicUsize,
+    /// Data frames of the response bodies the component wrote: one write from the component each.
+    pub response_frames: AtomicUsize,
 }
 
 /// Per-request store data: WASI and wasi:http contexts, and the Spin variables.
@@ -434,7 +436,7 @@ impl ComponentHost {
             result
         });
         match receiver.await {
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => Ok(resp.map(|body| self.counted(body))),
             Ok(Err(e)) => Err(Failure::Other(format!("component failed: {e:?}"))),
             Err(_) => Err(match task.await {
                 Ok(Ok(())) => Failure::Other("the component returned without setting a response".into()),
@@ -442,6 +444,19 @@ impl ComponentHost {
                 Err(e) => Failure::Other(format!("{e:?}")),
             }),
         }
+    }
+}
+
+impl ComponentHost {
+    /// `body`, its data frames counted in [`Stats::response_frames`].
+    fn counted(&self, body: HyperOutgoingBody) -> HyperOutgoingBody {
+        let stats = self.stats().clone();
+        http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_frame(body, move |frame| {
+            if frame.is_data() {
+                stats.response_frames.fetch_add(1, Ordering::Relaxed);
+            }
+            frame
+        }))
     }
 }
 
