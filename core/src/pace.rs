@@ -5,14 +5,25 @@
 //! runtime hands over what one socket read brought: a backend that writes 4 KiB at a time (s3s-fs
 //! does) costs two crossings, a runtime wake-up and a client write per 4 KiB while the component
 //! keeps up with it. Pausing briefly after a small piece lets the next read take what arrived
-//! meanwhile (the socket buffers it; the backend never waits). Only far from the end of a body of
-//! known length: a small object, and the last bytes of a large one, are never held up.
+//! meanwhile (the socket buffers it, up to its receive window). Only far from the end of a body of
+//! known length: a small object, and the last bytes of a large one, are never held up. Only while
+//! pausing pays: what piles up during a pause is bounded by the socket's receive window, which the
+//! kernel keeps small for a reader that pauses, and by how fast the backend sends; when pauses in a
+//! row bring less than [`FRUITFUL_PIECE`], pausing is what limits the body, and the rest of it is
+//! read at once.
 
 /// A piece smaller than this is followed by a pause.
 pub const SMALL_PIECE: usize = 64 * 1024;
 
 /// No pause when fewer bytes than this are still to come.
 pub const NEAR_END: u64 = 256 * 1024;
+
+/// A pause pays when the piece after it is at least this large: at a 1 ms timer tick, the body
+/// then still moves at 125 MiB/s or more.
+pub const FRUITFUL_PIECE: usize = 128 * 1024;
+
+/// Pauses in a row that did not pay after which a body is no longer paused.
+pub const FRUITLESS_PAUSES: u8 = 2;
 
 /// How long the next read waits after a small piece, in ns (a runtime's timers round it up to
 /// their tick, Spin's and wasmtime's 1 ms).
@@ -23,6 +34,10 @@ pub const PAUSE_NS: u64 = 500_000;
 pub struct Pace {
     /// Bytes of the body still to come, when its length is known and pausing is wanted.
     left: Option<u64>,
+    /// Whether the last piece was followed by a pause.
+    paused: bool,
+    /// Pauses in a row that did not pay.
+    fruitless: u8,
 }
 
 impl Pace {
@@ -30,14 +45,22 @@ impl Pace {
     /// `content-length` header announces (no header: no pauses).
     pub fn of_response(headers: &[(String, String)]) -> Pace {
         let length = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length"));
-        Pace { left: length.and_then(|(_, v)| v.trim().parse().ok()) }
+        Pace { left: length.and_then(|(_, v)| v.trim().parse().ok()), ..Pace::default() }
     }
 
     /// After a piece of `len` bytes: how long to wait before reading again, in ns (0: at once).
     pub fn after(&mut self, len: usize) -> u64 {
+        let small = len < SMALL_PIECE;
+        if self.paused {
+            self.fruitless = if len < FRUITFUL_PIECE { self.fruitless + 1 } else { 0 };
+        }
+        if self.fruitless >= FRUITLESS_PAUSES {
+            self.left = None;
+        }
         let Some(left) = self.left.as_mut() else { return 0 };
         *left = left.saturating_sub(len as u64);
-        if len < SMALL_PIECE && *left >= NEAR_END { PAUSE_NS } else { 0 }
+        self.paused = small && *left >= NEAR_END;
+        if self.paused { PAUSE_NS } else { 0 }
     }
 }
 
@@ -70,6 +93,29 @@ mod tests {
         assert_eq!(pace.after(4096), PAUSE_NS, "NEAR_END + 4096 still to come");
         assert_eq!(pace.after(4096), PAUSE_NS, "exactly NEAR_END still to come");
         assert_eq!(pace.after(1), 0, "less than NEAR_END still to come");
+    }
+
+    #[test]
+    fn pausing_stops_for_the_body_once_pauses_in_a_row_do_not_pay() {
+        let mut pace = response("268435456");
+        assert_eq!(pace.after(4096), PAUSE_NS);
+        assert_eq!(pace.after(FRUITFUL_PIECE), 0, "a pause that paid");
+        assert_eq!(pace.after(4096), PAUSE_NS);
+        assert_eq!(pace.after(SMALL_PIECE - 1), PAUSE_NS, "one pause that did not pay");
+        assert_eq!(pace.after(SMALL_PIECE), 0, "two in a row (a piece large enough not to pause after, but not for a pause to pay)");
+        assert_eq!(pace.after(4096), 0, "nor later");
+        assert_eq!(pace.after(FRUITFUL_PIECE), 0);
+        assert_eq!(pace.after(4096), 0, "nor after a large piece");
+    }
+
+    #[test]
+    fn a_pause_that_pays_between_ones_that_do_not_keeps_the_pacing() {
+        let mut pace = response("268435456");
+        assert_eq!(pace.after(4096), PAUSE_NS);
+        assert_eq!(pace.after(4096), PAUSE_NS, "one pause that did not pay");
+        assert_eq!(pace.after(FRUITFUL_PIECE), 0, "then one that paid");
+        assert_eq!(pace.after(4096), PAUSE_NS);
+        assert_eq!(pace.after(4096), PAUSE_NS, "one that did not pay, again");
     }
 
     #[test]
