@@ -1,22 +1,22 @@
 //! Incoming bodies (client requests, backend responses) as streams whose items gather what the
 //! runtime already holds, up to 256 KiB (spin-sdk reads 16 KiB at a time, and peers often send a
-//! few KiB at a time), reading again when the core's [`Pace`] says: fewer, larger writes cost the
-//! runtime far less. A pause longer than the stream's idle limit (when the core set one) ends it
-//! with a timeout; [`within`] bounds a write's wait for the peer to read the same way.
+//! few KiB at a time): fewer, larger writes cost the runtime far less. A pause longer than the
+//! stream's idle limit (when the core set one) ends it with a timeout; [`within`] bounds a write's
+//! wait for the peer to read the same way. [`splice`] moves a large body without reading it.
 
 use futures::stream::{FusedStream, StreamExt};
 use spin_executor::CancelOnDropToken;
-use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
+use spin_sdk::wit::wasi::http0_2_0::types::{IncomingBody, OutgoingBody};
 use std::{cell::Cell, future::Future, rc::Rc, task::Poll};
-use tempo_s3_shard_core::{flow::{TransportError, TransportErrorKind::{Closed, Timeout}}, pace::Pace};
+use tempo_s3_shard_core::{flow::{SendError, TransportError, TransportErrorKind::{Closed, Timeout}}};
 use wasi::{clocks::monotonic_clock, io::streams::{InputStream, StreamError}};
 
 /// The most one item gathers.
 const READ_BYTES: u64 = 256 * 1024;
 
-/// The pieces of `body` as they arrive, each read when `pace` says; an `Err` item when it breaks off
+/// The pieces of `body` as they arrive; an `Err` item when it breaks off
 /// or pauses longer than `idle_ms` (0: no limit), then the end. `None` (taken already) breaks off.
-pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>, mut pace: Pace) -> impl FusedStream<Item = Result<Vec<u8>, TransportError>> {
+pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl FusedStream<Item = Result<Vec<u8>, TransportError>> {
     /// The open body; dropping it closes the stream, then finishes the body, as WASI requires.
     struct Reading {
         stream: Option<InputStream>,
@@ -25,8 +25,6 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>, mut pace: Pa
         /// When the current pause exceeds the idle limit (monotonic ns), and the wake-up for it.
         deadline: Option<(u64, CancelOnDropToken)>,
         failed: Option<TransportError>,
-        /// No read before this instant (monotonic ns; 0: none): the pause `pace` asked for.
-        not_before: u64,
     }
 
     impl Reading {
@@ -40,11 +38,10 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>, mut pace: Pa
 
     let stream = body.as_ref().and_then(|b| b.stream().ok());
     let failed = stream.is_none().then(|| crate::outbound::body_broke(None));
-    let mut reading = Reading { stream, body, waiting: None, deadline: None, failed, not_before: 0 };
+    let mut reading = Reading { stream, body, waiting: None, deadline: None, failed };
     futures::stream::poll_fn(move |cx| {
         if let Some(failed) = reading.failed.take() { reading.close(); return Poll::Ready(Some(Err(failed))) }
         let Some(input) = &reading.stream else { return Poll::Ready(None) };
-        if reading.not_before != 0 && reading.not_before > monotonic_clock::now() { reading.waiting = Some(wake(monotonic_clock::subscribe_instant(reading.not_before), cx)); return Poll::Pending }
         match input.read(READ_BYTES) {
             Ok(bytes) if bytes.is_empty() => {
                 if expired(&mut reading.deadline, idle_ms.get(), cx) {
@@ -65,7 +62,6 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>, mut pace: Pa
                         _ => break,
                     }
                 }
-                reading.not_before = match pace.after(bytes.len()) { 0 => 0, ns => monotonic_clock::now() + ns };
                 Poll::Ready(Some(Ok(bytes)))
             }
             Err(err) => {
@@ -100,4 +96,54 @@ pub async fn within(idle_ms: u64, write: impl Future<Output = Result<(), StreamE
     match futures::future::select(std::pin::pin!(write), std::pin::pin!(expired)).await {
         futures::future::Either::Left((written, _)) => written.map_err(|e| TransportError::new(Closed, format!("writing the body failed: {e:?}"))),
         _ => Err(TransportError::new(Timeout, "the peer stopped reading for longer than its idle limit")) }
+}
+
+/// Move a backend's body into the client's inside the runtime (`splice`: no byte crosses into the
+/// component), waiting at most `idle_ms` at a time for the client to take more. Returns the bytes
+/// moved, or whose side failed; the body is finished either way (a short one the runtime aborts).
+pub async fn splice(from: Option<IncomingBody>, to: Option<OutgoingBody>, idle_ms: u64) -> Result<u64, SendError> {
+    let broke = || SendError::Transport(crate::outbound::body_broke(None));
+    let (Some(from), Some(to)) = (from, to) else { return Err(broke()) };
+    let (Ok(input), Ok(output)) = (from.stream(), to.write()) else { return Err(broke()) };
+    let mut moved = 0;
+    let result = loop {
+        match output.splice(&input, READ_BYTES) {
+            Ok(0) => {
+                if let Err(e) = within(idle_ms, ready(|| output.subscribe())).await { break Err(SendError::Client(e)) }
+                let _ = ready(|| input.subscribe()).await;
+            }
+            Ok(n) => moved += n,
+            Err(StreamError::Closed) => break within(idle_ms, flushed(&output)).await.map(|()| moved).map_err(SendError::Client),
+            // Either side's failure: the client's when its stream fails too, else the backend's.
+            Err(StreamError::LastOperationFailed(e)) => break Err(match output.check_write() {
+                Err(_) => SendError::Client(TransportError::new(Closed, format!("writing the body failed: {e:?}"))),
+                Ok(_) => SendError::Transport(crate::outbound::body_broke(Some(&e))),
+            }),
+        }
+    };
+    // The streams go first: WASI refuses to finish a body whose stream is still open.
+    drop((input, output));
+    drop(IncomingBody::finish(from));
+    // A body shorter than its Content-Length fails here: the runtime cuts the response.
+    let finished = OutgoingBody::finish(to, None).map_err(|e| SendError::Transport(TransportError::new(Closed, format!("the body ended short: {e:?}"))));
+    result.and_then(|moved| finished.map(|()| moved))
+}
+
+/// Resolves once the pollable `subscribe` gives is ready; asked again at every poll, so a wake-up
+/// for another reason (a timer's) never passes for readiness.
+fn ready(subscribe: impl Fn() -> wasi::io::poll::Pollable) -> impl Future<Output = Result<(), StreamError>> {
+    let mut token = None;
+    futures::future::poll_fn(move |cx| {
+        let pollable = subscribe();
+        if pollable.ready() { drop(token.take()); return Poll::Ready(Ok(())) }
+        token = Some(wake(pollable, cx));
+        Poll::Pending
+    })
+}
+
+/// Flush `output`, then wait until the runtime has taken everything.
+async fn flushed(output: &wasi::io::streams::OutputStream) -> Result<(), StreamError> {
+    output.flush()?;
+    ready(|| output.subscribe()).await?;
+    output.check_write().map(drop)
 }

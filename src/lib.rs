@@ -11,7 +11,7 @@ use std::{cell::{Cell, RefCell}, rc::Rc};
 use futures::{future::{self, Either, LocalBoxFuture}, FutureExt, Sink, SinkExt, StreamExt};
 use wasi::io::streams::StreamError;
 use spin_sdk::{http::{Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam}, http_component, key_value::Store};
-use tempo_s3_shard_core::{backend::BackendRequest, pace::Pace, request_body::BodyFilter, route::RequestParts};
+use tempo_s3_shard_core::{backend::BackendRequest, relay, request_body::BodyFilter, route::RequestParts};
 use tempo_s3_shard_core::flow::{self, Answer, Head, Outbound, Request, SendError, Sent, Transport, TransportError};
 
 /// Body bytes arriving from the client or from a backend.
@@ -23,7 +23,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let (now_unix, request_id) = clock();
     let request = Request { parts: request_parts(&req), https: matches!(req.scheme(), Some(spin_sdk::http::Scheme::Https)), now_unix, request_id };
     let client_idle = Rc::new(Cell::new(0));
-    let spin = Spin { client: RefCell::new(Some(Box::pin(body::incoming(req.consume().ok(), client_idle.clone(), Pace::default())))), client_idle, store: RefCell::new(None) };
+    let spin = Spin { client: RefCell::new(Some(Box::pin(body::incoming(req.consume().ok(), client_idle.clone())))), client_idle, store: RefCell::new(None) };
     let (answer, finish) = flow::handle(&spin, request, |name| spin_sdk::variables::get(name).ok()).await;
     let (status, sent) = respond(out, answer, spin.client_idle.get()).await;
     println!("{}", finish.done(&spin, status, sent, started.elapsed().as_micros() as u64));
@@ -54,7 +54,7 @@ impl Transport for Spin {
             Outbound::Empty => return Ok(sent(outbound::send(outgoing, request).await.map_err(SendError::Transport)?, None)),
             Outbound::Bytes(bytes) => (Box::pin(futures::stream::once(async move { Ok(bytes) })), BodyFilter::Passthrough, SendError::Transport),
             Outbound::Client(filter) => (self.client.borrow_mut().take().unwrap_or_else(|| Box::pin(futures::stream::once(async { Err(outbound::body_broke(None)) }))), filter, SendError::Client),
-            Outbound::Backend(response) => (Box::pin(body::incoming(response.consume().ok(), Rc::default(), Pace::default())), BodyFilter::Passthrough, SendError::Transport),
+            Outbound::Backend(response) => (Box::pin(body::incoming(response.consume().ok(), Rc::default())), BodyFilter::Passthrough, SendError::Transport),
         };
         let mut pump: Upload = Box::pin(pump(stream, outgoing.take_body(), filter, (source, SendError::Transport), 0).map(|written| written.map(drop)));
         // Write what is at hand before the request leaves: a small body then goes out with its head.
@@ -74,7 +74,7 @@ impl Transport for Spin {
     async fn finish_upload(&self, upload: Upload) -> Result<(), SendError> { upload.await }
 
     async fn read_body(&self, response: IncomingResponse, limit: usize) -> Result<Vec<u8>, TransportError> {
-        let (mut stream, mut body) = (body::incoming(response.consume().ok(), Rc::default(), Pace::default()), Vec::new());
+        let (mut stream, mut body) = (body::incoming(response.consume().ok(), Rc::default()), Vec::new());
         while let Some(chunk) = if body.len() < limit { stream.next().await } else { None } {
             body.extend_from_slice(&chunk?);
         }
@@ -129,21 +129,29 @@ async fn pump(mut stream: ByteStream, mut sink: impl Sink<Vec<u8>, Error = Strea
 /// and the body bytes sent, or why it was cut (the backend's body broke off, the client went or
 /// stopped reading for longer than `idle_ms`: the runtime then aborts the response).
 async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>, idle_ms: u64) -> (u16, Result<u64, SendError>) {
-    let (status, headers, body): (u16, _, Option<ByteStream>) = match answer {
+    let (status, headers, body): (u16, _, Option<Relayed>) = match answer {
         Answer::Reply(reply) if reply.body.is_empty() => (reply.status, reply.headers, None),
-        Answer::Reply(reply) => (reply.status, reply.headers, Some(Box::pin(futures::stream::once(async move { Ok(reply.body) })))),
-        Answer::Stream { status, headers, response } => { let pace = Pace::of_response(&headers); (status, headers, Some(Box::pin(body::incoming(response.consume().ok(), Rc::default(), pace)))) }
+        Answer::Reply(reply) => (reply.status, reply.headers, Some(Relayed::Through(Box::pin(futures::stream::once(async move { Ok(reply.body) }))))),
+        Answer::Stream { status, headers, response } if relay::splices(&headers) => (status, headers, Some(Relayed::Spliced(response.consume().ok()))),
+        Answer::Stream { status, headers, response } => (status, headers, Some(Relayed::Through(Box::pin(body::incoming(response.consume().ok(), Rc::default()))))),
     };
     let response = OutgoingResponse::new(fields(&headers));
     let _ = response.set_status_code(status);
-    // No body (HEAD, 204, 304, empty): none is opened, so no length is checked against it.
-    let Some(body) = body else { out.set(response); return (status, Ok(0)) };
+    let body = match body {
+        // No body (HEAD, 204, 304, empty): none is opened, so no length is checked against it.
+        None => { out.set(response); return (status, Ok(0)) }
+        Some(Relayed::Spliced(from)) => { let to = response.body(); out.set(response); return (status, body::splice(from, to.ok(), idle_ms).await) }
+        Some(Relayed::Through(body)) => body,
+    };
     let mut writing = Box::pin(pump(body, response.take_body(), BodyFilter::Passthrough, (SendError::Transport, SendError::Client), idle_ms));
     let early = (&mut writing).now_or_never();
     out.set(response);
     let written = if let Some(written) = early { written } else { writing.await };
     (status, written)
 }
+
+/// A response body: a backend's, spliced to the client inside the runtime, or pieces the component writes.
+enum Relayed { Spliced(Option<spin_sdk::wit::wasi::http0_2_0::types::IncomingBody>), Through(ByteStream) }
 
 fn fields(headers: &[(String, String)]) -> Fields {
     let list: Vec<(String, Vec<u8>)> = headers.iter().map(|(n, v)| (n.clone(), v.clone().into_bytes())).collect();

@@ -234,12 +234,10 @@ async fn requests_never_grow_the_components_memory() {
 }
 
 /// A large object from a backend that writes small frames (s3s-fs writes 4 KiB at a time) arrives
-/// whole and in order through the component's pacing (the core's `pace`: after a small piece far
-/// from the end it waits briefly before reading again, for as long as those pauses bring large
-/// pieces; how large depends on the kernel's receive window, so the count of writes is the
-/// machine's, not the component's), and never in more writes than the backend sent frames.
+/// whole and in order when the component splices it to the client inside the runtime (the core's
+/// `relay`), in no more writes than the backend sent frames.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_object_sent_in_small_frames_arrives_whole_through_the_pauses() {
+async fn a_large_object_sent_in_small_frames_arrives_whole_spliced() {
     use std::sync::atomic::Ordering::Relaxed;
     const SIZE: usize = 16 << 20;
     let h = Harness::start(&SHARDS).await;
