@@ -8,14 +8,14 @@ use futures::stream::{FusedStream, StreamExt};
 use spin_executor::CancelOnDropToken;
 use spin_sdk::wit::wasi::http0_2_0::types::{IncomingBody, OutgoingBody};
 use std::{cell::Cell, future::Future, rc::Rc, task::Poll};
-use tempo_s3_shard_core::{flow::{SendError, TransportError, TransportErrorKind::{Closed, Timeout}}};
+use tempo_s3_shard_core::flow::{SendError, TransportError, TransportErrorKind::{Closed, Timeout}};
 use wasi::{clocks::monotonic_clock, io::streams::{InputStream, StreamError}};
 
-/// The most one item gathers.
+/// The most one item gathers, and one splice moves.
 const READ_BYTES: u64 = 256 * 1024;
 
-/// The pieces of `body` as they arrive; an `Err` item when it breaks off
-/// or pauses longer than `idle_ms` (0: no limit), then the end. `None` (taken already) breaks off.
+/// The pieces of `body` as they arrive; an `Err` item when it breaks off or pauses longer than
+/// `idle_ms` (0: no limit), and then the stream ends. `None` (a body already taken) breaks off at once.
 pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl FusedStream<Item = Result<Vec<u8>, TransportError>> {
     /// The open body; dropping it closes the stream, then finishes the body, as WASI requires.
     struct Reading {
@@ -94,8 +94,13 @@ pub async fn within(idle_ms: u64, write: impl Future<Output = Result<(), StreamE
     let mut deadline = None;
     let expired = futures::future::poll_fn(move |cx| if idle_ms > 0 && expired(&mut deadline, idle_ms, cx) { Poll::Ready(()) } else { Poll::Pending });
     match futures::future::select(std::pin::pin!(write), std::pin::pin!(expired)).await {
-        futures::future::Either::Left((written, _)) => written.map_err(|e| TransportError::new(Closed, format!("writing the body failed: {e:?}"))),
+        futures::future::Either::Left((written, _)) => written.map_err(write_failed),
         _ => Err(TransportError::new(Timeout, "the peer stopped reading for longer than its idle limit")) }
+}
+
+/// A write to the peer that failed (it went away).
+fn write_failed(err: impl std::fmt::Debug) -> TransportError {
+    TransportError::new(Closed, format!("writing the body failed: {err:?}"))
 }
 
 /// Move a backend's body into the client's inside the runtime (`splice`: no byte crosses into the
@@ -116,7 +121,7 @@ pub async fn splice(from: Option<IncomingBody>, to: Option<OutgoingBody>, idle_m
             Err(StreamError::Closed) => break within(idle_ms, flushed(&output)).await.map(|()| moved).map_err(SendError::Client),
             // Either side's failure: the client's when its stream fails too, else the backend's.
             Err(StreamError::LastOperationFailed(e)) => break Err(match output.check_write() {
-                Err(_) => SendError::Client(TransportError::new(Closed, format!("writing the body failed: {e:?}"))),
+                Err(_) => SendError::Client(write_failed(e)),
                 Ok(_) => SendError::Transport(crate::outbound::body_broke(Some(&e))),
             }),
         }

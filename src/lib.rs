@@ -11,7 +11,7 @@ use std::{cell::{Cell, RefCell}, rc::Rc};
 use futures::{future::{self, Either, LocalBoxFuture}, FutureExt, Sink, SinkExt, StreamExt};
 use wasi::io::streams::StreamError;
 use spin_sdk::{http::{Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam}, http_component, key_value::Store};
-use tempo_s3_shard_core::{backend::BackendRequest, relay, request_body::BodyFilter, route::RequestParts};
+use tempo_s3_shard_core::{backend::BackendRequest, request_body::BodyFilter, route::RequestParts};
 use tempo_s3_shard_core::flow::{self, Answer, Head, Outbound, Request, SendError, Sent, Transport, TransportError};
 
 /// Body bytes arriving from the client or from a backend.
@@ -132,8 +132,7 @@ async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>, idle_m
     let (status, headers, body): (u16, _, Option<Relayed>) = match answer {
         Answer::Reply(reply) if reply.body.is_empty() => (reply.status, reply.headers, None),
         Answer::Reply(reply) => (reply.status, reply.headers, Some(Relayed::Through(Box::pin(futures::stream::once(async move { Ok(reply.body) }))))),
-        Answer::Stream { status, headers, response } if relay::splices(&headers) => (status, headers, Some(Relayed::Spliced(response.consume().ok()))),
-        Answer::Stream { status, headers, response } => (status, headers, Some(Relayed::Through(Box::pin(body::incoming(response.consume().ok(), Rc::default()))))),
+        Answer::Stream { status, headers, response } => (status, headers, Some(Relayed::Spliced(response.consume().ok()))),
     };
     let response = OutgoingResponse::new(fields(&headers));
     let _ = response.set_status_code(status);
@@ -150,7 +149,8 @@ async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>, idle_m
     (status, written)
 }
 
-/// A response body: a backend's, spliced to the client inside the runtime, or pieces the component writes.
+/// A response body: a backend's (streamed: larger than the core reads whole), spliced to the client
+/// inside the runtime, or the body the core holds, which the component writes.
 enum Relayed { Spliced(Option<spin_sdk::wit::wasi::http0_2_0::types::IncomingBody>), Through(ByteStream) }
 
 fn fields(headers: &[(String, String)]) -> Fields {

@@ -234,8 +234,8 @@ async fn requests_never_grow_the_components_memory() {
 }
 
 /// A large object from a backend that writes small frames (s3s-fs writes 4 KiB at a time) arrives
-/// whole and in order when the component splices it to the client inside the runtime (the core's
-/// `relay`), in no more writes than the backend sent frames.
+/// whole and in order when the component splices it to the client inside the runtime (every
+/// streamed answer is), in no more writes than the backend sent frames.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_object_sent_in_small_frames_arrives_whole_spliced() {
     use std::sync::atomic::Ordering::Relaxed;

@@ -24,7 +24,6 @@ pub mod flow;
 pub mod list_uploads;
 pub mod listing;
 pub mod query;
-pub mod relay;
 pub mod reply;
 pub mod request_body;
 pub mod rewrite;
