@@ -2,7 +2,7 @@
 //! runtime already holds, up to 256 KiB (spin-sdk reads 16 KiB at a time, and peers often send a
 //! few KiB at a time): fewer, larger writes cost the runtime far less. A pause longer than the
 //! stream's idle limit (when the core set one) ends it with a timeout; [`within`] bounds a write's
-//! wait for the peer to read the same way. [`splice`] moves a large body without reading it.
+//! wait for the peer to read the same way. [`splice`] moves a body it need not read without reading it.
 
 use futures::stream::{FusedStream, StreamExt};
 use spin_executor::CancelOnDropToken;
@@ -46,7 +46,7 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
             Ok(bytes) if bytes.is_empty() => {
                 if expired(&mut reading.deadline, idle_ms.get(), cx) {
                     reading.close();
-                    return Poll::Ready(Some(Err(TransportError::new(Timeout, "the body paused longer than its idle limit"))));
+                    return Poll::Ready(Some(Err(paused())));
                 }
                 reading.waiting = Some(wake(input.subscribe(), cx));
                 Poll::Pending
@@ -103,35 +103,51 @@ fn write_failed(err: impl std::fmt::Debug) -> TransportError {
     TransportError::new(Closed, format!("writing the body failed: {err:?}"))
 }
 
-/// Move a backend's body into the client's inside the runtime (`splice`: no byte crosses into the
-/// component), waiting at most `idle_ms` at a time for the client to take more. Returns the bytes
-/// moved, or whose side failed; the body is finished either way (a short one the runtime aborts).
-pub async fn splice(from: Option<IncomingBody>, to: Option<OutgoingBody>, idle_ms: u64) -> Result<u64, SendError> {
-    let broke = || SendError::Transport(crate::outbound::body_broke(None));
+/// Whose each side of a [`splice`] is, and how long it may keep the other waiting (0: no limit;
+/// a backend's pauses the runtime bounds with the request's between-bytes timeout).
+pub struct Ends {
+    /// The body read from, and the longest it may pause.
+    pub source: (crate::Blame, u64),
+    /// The body written to, and the longest it may go without taking more.
+    pub peer: (crate::Blame, u64),
+}
+
+/// Move one body into another inside the runtime (`splice`: no byte crosses into the component):
+/// a backend's to the client, the client's to a backend, or one backend's to another. Returns the
+/// bytes moved, or whose side failed; both bodies are finished either way (a short one the runtime
+/// aborts).
+pub async fn splice(from: Option<IncomingBody>, to: Option<OutgoingBody>, ends: Ends) -> Result<u64, SendError> {
+    let Ends { source: (source, source_idle), peer: (peer, peer_idle) } = ends;
+    let broke = || source(crate::outbound::body_broke(None));
     let (Some(from), Some(to)) = (from, to) else { return Err(broke()) };
     let (Ok(input), Ok(output)) = (from.stream(), to.write()) else { return Err(broke()) };
     let mut moved = 0;
     let result = loop {
         match output.splice(&input, READ_BYTES) {
             Ok(0) => {
-                if let Err(e) = within(idle_ms, ready(|| output.subscribe())).await { break Err(SendError::Client(e)) }
-                let _ = ready(|| input.subscribe()).await;
+                if let Err(e) = within(peer_idle, ready(|| output.subscribe())).await { break Err(peer(e)) }
+                if within(source_idle, ready(|| input.subscribe())).await.is_err() { break Err(source(paused())) }
             }
             Ok(n) => moved += n,
-            Err(StreamError::Closed) => break within(idle_ms, flushed(&output)).await.map(|()| moved).map_err(SendError::Client),
-            // Either side's failure: the client's when its stream fails too, else the backend's.
+            Err(StreamError::Closed) => break within(peer_idle, flushed(&output)).await.map(|()| moved).map_err(peer),
+            // Either side's failure: the peer's when its stream fails too, else the source's.
             Err(StreamError::LastOperationFailed(e)) => break Err(match output.check_write() {
-                Err(_) => SendError::Client(write_failed(e)),
-                Ok(_) => SendError::Transport(crate::outbound::body_broke(Some(&e))),
+                Err(_) => peer(write_failed(e)),
+                Ok(_) => source(crate::outbound::body_broke(Some(&e))),
             }),
         }
     };
     // The streams go first: WASI refuses to finish a body whose stream is still open.
     drop((input, output));
     drop(IncomingBody::finish(from));
-    // A body shorter than its Content-Length fails here: the runtime cuts the response.
-    let finished = OutgoingBody::finish(to, None).map_err(|e| SendError::Transport(TransportError::new(Closed, format!("the body ended short: {e:?}"))));
+    // A body shorter than its Content-Length fails here: the runtime cuts the request or response.
+    let finished = OutgoingBody::finish(to, None).map_err(|e| source(TransportError::new(Closed, format!("the body ended short: {e:?}"))));
     result.and_then(|moved| finished.map(|()| moved))
+}
+
+/// A body that paused longer than its idle limit.
+fn paused() -> TransportError {
+    TransportError::new(Timeout, "the body paused longer than its idle limit")
 }
 
 /// Resolves once the pollable `subscribe` gives is ready; asked again at every poll, so a wake-up
@@ -146,9 +162,14 @@ fn ready(subscribe: impl Fn() -> wasi::io::poll::Pollable) -> impl Future<Output
     })
 }
 
-/// Flush `output`, then wait until the runtime has taken everything.
+/// Flush `output`, then wait until the runtime has taken everything. A stream the runtime closed
+/// after the last write is done too (wasmtime stops reading a body at its Content-Length and
+/// closes it, as spin-sdk's sink allows): the body's finish then tells whether it was whole.
 async fn flushed(output: &wasi::io::streams::OutputStream) -> Result<(), StreamError> {
-    output.flush()?;
-    ready(|| output.subscribe()).await?;
-    output.check_write().map(drop)
+    let taken = async {
+        output.flush()?;
+        ready(|| output.subscribe()).await?;
+        output.check_write().map(drop)
+    };
+    match taken.await { Err(StreamError::Closed) => Ok(()), other => other }
 }

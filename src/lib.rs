@@ -23,7 +23,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let (now_unix, request_id) = clock();
     let request = Request { parts: request_parts(&req), https: matches!(req.scheme(), Some(spin_sdk::http::Scheme::Https)), now_unix, request_id };
     let client_idle = Rc::new(Cell::new(0));
-    let spin = Spin { client: RefCell::new(Some(Box::pin(body::incoming(req.consume().ok(), client_idle.clone())))), client_idle, store: RefCell::new(None) };
+    let spin = Spin { client: RefCell::new(Some(Client::Unread(req.consume().ok()))), client_idle, store: RefCell::new(None) };
     let (answer, finish) = flow::handle(&spin, request, |name| spin_sdk::variables::get(name).ok()).await;
     let (status, sent) = respond(out, answer, spin.client_idle.get()).await;
     println!("{}", finish.done(&spin, status, sent, started.elapsed().as_micros() as u64));
@@ -31,12 +31,17 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
 
 /// The transport: the client's body, outbound HTTP and the key-value store `default`.
 struct Spin {
-    client: RefCell<Option<ByteStream>>,
+    /// `None` once a backend request took it.
+    client: RefCell<Option<Client>>,
     /// The longest pause of the client, sending or reading, in ms (0 until the core sets it).
     client_idle: Rc<Cell<u64>>,
     /// Opened on first use; `Some(None)` when there is none.
     store: RefCell<Option<Option<Store>>>,
 }
+
+/// The client's body: not yet opened (a body that goes through unchanged is then spliced), or
+/// being read.
+enum Client { Unread(Option<spin_sdk::wit::wasi::http0_2_0::types::IncomingBody>), Reading(ByteStream) }
 
 /// Whose failure an error of a body's stream or sink is: the client's or a backend's.
 type Blame = fn(TransportError) -> SendError;
@@ -49,14 +54,21 @@ impl Transport for Spin {
 
     async fn send(&self, request: &BackendRequest, body: Outbound<IncomingResponse>) -> Result<Sent<IncomingResponse, Upload>, SendError> {
         let outgoing = outbound::request(request).map_err(SendError::Transport)?;
-        let (stream, filter, source): (ByteStream, _, Blame) = match body {
+        let backend = (SendError::Transport as Blame, 0);
+        let spliced = |from, ends| -> Upload { let to = outgoing.body().ok(); Box::pin(body::splice(from, to, ends).map(|moved| moved.map(drop))) };
+        let mut pump = match body {
             // No body stream at all: the runtime sends an empty body without waiting for one.
             Outbound::Empty => return Ok(sent(outbound::send(outgoing, request).await.map_err(SendError::Transport)?, None)),
-            Outbound::Bytes(bytes) => (Box::pin(futures::stream::once(async move { Ok(bytes) })), BodyFilter::Passthrough, SendError::Transport),
-            Outbound::Client(filter) => (self.client.borrow_mut().take().unwrap_or_else(|| Box::pin(futures::stream::once(async { Err(outbound::body_broke(None)) }))), filter, SendError::Client),
-            Outbound::Backend(response) => (Box::pin(body::incoming(response.consume().ok(), Rc::default())), BodyFilter::Passthrough, SendError::Transport),
+            Outbound::Bytes(bytes) => pumped(Box::pin(futures::stream::once(async move { Ok(bytes) })), &outgoing, BodyFilter::Passthrough, SendError::Transport),
+            // Bytes that go through unchanged are not read into the component.
+            Outbound::Backend(response) => spliced(response.consume().ok(), body::Ends { source: backend, peer: backend }),
+            Outbound::Client(filter) => match (self.client.borrow_mut().take(), filter) {
+                (Some(Client::Unread(from)), BodyFilter::Passthrough) => spliced(from, body::Ends { source: (SendError::Client, self.client_idle.get()), peer: backend }),
+                (Some(Client::Unread(from)), filter) => pumped(Box::pin(body::incoming(from, self.client_idle.clone())), &outgoing, filter, SendError::Client),
+                (Some(Client::Reading(stream)), filter) => pumped(stream, &outgoing, filter, SendError::Client),
+                (None, filter) => pumped(Box::pin(futures::stream::once(async { Err(outbound::body_broke(None)) })), &outgoing, filter, SendError::Client),
+            },
         };
-        let mut pump: Upload = Box::pin(pump(stream, outgoing.take_body(), filter, (source, SendError::Transport), 0).map(|written| written.map(drop)));
         // Write what is at hand before the request leaves: a small body then goes out with its head.
         if let Some(pumped) = (&mut pump).now_or_never() { pumped?; return Ok(sent(outbound::send(outgoing, request).await.map_err(SendError::Transport)?, None)) }
         match future::select(Box::pin(outbound::send(outgoing, request)), pump).await {
@@ -83,9 +95,12 @@ impl Transport for Spin {
     }
 
     async fn client_chunk(&self) -> Option<Result<Vec<u8>, TransportError>> {
-        let mut client = self.client.borrow_mut().take()?;
+        let mut client = match self.client.borrow_mut().take()? {
+            Client::Unread(body) => Box::pin(body::incoming(body, self.client_idle.clone())),
+            Client::Reading(stream) => stream,
+        };
         let next = client.next().await;
-        *self.client.borrow_mut() = Some(client);
+        *self.client.borrow_mut() = Some(Client::Reading(client));
         next
     }
 
@@ -100,6 +115,11 @@ impl Spin {
     fn with_store<T>(&self, f: impl FnOnce(&Store) -> Result<T, String>) -> Result<T, String> {
         self.store.borrow_mut().get_or_insert_with(|| Store::open_default().ok()).as_ref().ok_or("no key-value store `default`".to_string()).and_then(f)
     }
+}
+
+/// `stream` written to `outgoing`'s body through `filter`; `source` is whose the stream is.
+fn pumped(stream: ByteStream, outgoing: &spin_sdk::http::OutgoingRequest, filter: BodyFilter, source: Blame) -> Upload {
+    Box::pin(pump(stream, outgoing.take_body(), filter, (source, SendError::Transport), 0).map(|written| written.map(drop)))
 }
 
 fn sent(response: IncomingResponse, upload: Option<Upload>) -> Sent<IncomingResponse, Upload> {
@@ -139,7 +159,11 @@ async fn respond(out: ResponseOutparam, answer: Answer<IncomingResponse>, idle_m
     let body = match body {
         // No body (HEAD, 204, 304, empty): none is opened, so no length is checked against it.
         None => { out.set(response); return (status, Ok(0)) }
-        Some(Relayed::Spliced(from)) => { let to = response.body(); out.set(response); return (status, body::splice(from, to.ok(), idle_ms).await) }
+        Some(Relayed::Spliced(from)) => {
+            let (to, ends) = (response.body().ok(), body::Ends { source: (SendError::Transport, 0), peer: (SendError::Client, idle_ms) });
+            out.set(response);
+            return (status, body::splice(from, to, ends).await);
+        }
         Some(Relayed::Through(body)) => body,
     };
     let mut writing = Box::pin(pump(body, response.take_body(), BodyFilter::Passthrough, (SendError::Transport, SendError::Client), idle_ms));

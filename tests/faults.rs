@@ -428,12 +428,21 @@ async fn other_shards_serve_while_one_stalls() {
 /// Send a PUT's head and its body in `pieces` (bytes, then the pause after them), leaving the
 /// connection open; read the answer, which must come within 10 s of the last piece.
 async fn upload_in_pieces(h: &Harness, key: &str, length: usize, pieces: &[(usize, Duration)]) -> (RawResponse, Duration) {
+    upload(h, key, length, pieces, false).await
+}
+
+/// [`upload_in_pieces`], then (when `hang_up`) the connection's sending half closed: the body
+/// ends there, however short of its length.
+async fn upload(h: &Harness, key: &str, length: usize, pieces: &[(usize, Duration)], hang_up: bool) -> (RawResponse, Duration) {
     let mut stream = tokio::net::TcpStream::connect(h.proxy).await.expect("connect to the proxy");
     let head = format!("PUT /{VIRTUAL_BUCKET}/{key} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
     stream.write_all(head.as_bytes()).await.expect("send the head");
     for (bytes, pause) in pieces {
         stream.write_all(&payload(*bytes, 7)).await.expect("send a piece of the body");
         tokio::time::sleep(*pause).await;
+    }
+    if hang_up {
+        stream.shutdown().await.expect("close the sending half");
     }
     let started = Instant::now();
     let mut buf = Vec::new();
@@ -473,6 +482,30 @@ async fn a_client_that_stalls_mid_upload_gets_request_timeout_and_nothing_is_sto
     let (answer, _) = upload_in_pieces(&h, key, 4_000, &[(1_000, Duration::from_millis(600)); 4]).await;
     assert_eq!(answer.status, 200, "a steady upload: {}", answer.body);
     assert_eq!(h.holders(key).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_upload_stores_nothing() {
+    // The body ends short of its Content-Length: S3 stores nothing, and so must the proxy, for a
+    // held (small) body and a streamed one (moved to the backend without being read) alike. An
+    // answer, when the client can still read one, is 400 IncompleteBody.
+    let h = Harness::start_with(&["shard1", "shard2"], &[("allow_anonymous", "true")]).await;
+    for (key, length, sent) in [("tenant/gone-small/data", 10_000, 1_000), ("tenant/gone-large/data", STREAMED_BYTES, STREAMED_BYTES / 2)] {
+        let (answer, _) = upload(&h, key, length, &[(sent, Duration::ZERO)], true).await;
+        eprintln!("{key}: {} {:?}", answer.status, answer.error_code());
+        if answer.status != 0 {
+            assert_eq!((answer.status, answer.error_code()), (400, Some("IncompleteBody")), "{key}: {}", answer.body);
+        }
+        assert!(h.holders(key).await.is_empty(), "{key}: a short upload stored an object");
+    }
+    // The proxy still serves, and every whole streamed upload is stored: the runtime closing the
+    // backend's body once it has Content-Length bytes is not the backend going away.
+    for i in 0..8 {
+        let key = format!("tenant/whole-{i}/data");
+        let (answer, _) = upload(&h, &key, STREAMED_BYTES, &[(STREAMED_BYTES, Duration::ZERO)], false).await;
+        assert_eq!(answer.status, 200, "whole upload {i}: {}", answer.body);
+        assert_eq!(h.holders(&key).await.len(), 1);
+    }
 }
 
 /// The object a slow reader asks for: far more than the socket buffers between it and the proxy hold.

@@ -46,9 +46,12 @@ pub enum Outbound<R> {
     /// Bytes the core holds (small client bodies, bodies it built).
     Bytes(Vec<u8>),
     /// The client's request body, streamed through `filter` (which decodes and checks it and
-    /// withholds the last byte until the check passes).
+    /// withholds the last byte until the check passes). With [`BodyFilter::Passthrough`], before
+    /// the core read any of it, the bytes go on unchanged: a transport may move them without
+    /// reading them (the component splices), as long as a body short of its Content-Length never
+    /// completes the backend's request.
     Client(BodyFilter),
-    /// Another backend response's body, streamed through (a copy across shards).
+    /// Another backend response's body, streamed through unchanged (a copy across shards).
     Backend(R),
 }
 
