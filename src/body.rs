@@ -121,7 +121,7 @@ pub async fn splice(from: Option<IncomingBody>, to: Option<OutgoingBody>, ends: 
     let broke = || source(crate::outbound::body_broke(None));
     let (Some(from), Some(to)) = (from, to) else { return Err(broke()) };
     let (Ok(input), Ok(output)) = (from.stream(), to.write()) else { return Err(broke()) };
-    let mut moved = 0;
+    let (mut moved, mut peer_closed) = (0, false);
     let result = loop {
         match output.splice(&input, READ_BYTES) {
             Ok(0) => {
@@ -129,7 +129,12 @@ pub async fn splice(from: Option<IncomingBody>, to: Option<OutgoingBody>, ends: 
                 if within(source_idle, ready(|| input.subscribe())).await.is_err() { break Err(source(paused())) }
             }
             Ok(n) => moved += n,
-            Err(StreamError::Closed) => break within(peer_idle, flushed(&output)).await.map(|()| moved).map_err(peer),
+            // One side closed: the source ended, or the peer stopped taking (a backend that
+            // answered early), which makes a short body the peer's failure.
+            Err(StreamError::Closed) => {
+                peer_closed = output.check_write().is_err();
+                break within(peer_idle, flushed(&output)).await.map(|()| moved).map_err(peer);
+            }
             // Either side's failure: the peer's when its stream fails too, else the source's.
             Err(StreamError::LastOperationFailed(e)) => break Err(match output.check_write() {
                 Err(_) => peer(write_failed(e)),
@@ -141,7 +146,8 @@ pub async fn splice(from: Option<IncomingBody>, to: Option<OutgoingBody>, ends: 
     drop((input, output));
     drop(IncomingBody::finish(from));
     // A body shorter than its Content-Length fails here: the runtime cuts the request or response.
-    let finished = OutgoingBody::finish(to, None).map_err(|e| source(TransportError::new(Closed, format!("the body ended short: {e:?}"))));
+    let short = |e| TransportError::new(Closed, format!("the body ended short: {e:?}"));
+    let finished = OutgoingBody::finish(to, None).map_err(|e| if peer_closed { peer(short(e)) } else { source(short(e)) });
     result.and_then(|moved| finished.map(|()| moved))
 }
 
