@@ -43,6 +43,13 @@ struct Spin {
 /// being read.
 enum Client { Unread(Option<spin_sdk::wit::wasi::http0_2_0::types::IncomingBody>), Reading(ByteStream) }
 
+impl Client {
+    /// The body as a stream of pieces (opened now if it was not), pausing at most `idle` ms.
+    fn into_stream(self, idle: &Rc<Cell<u64>>) -> ByteStream {
+        match self { Client::Unread(body) => Box::pin(body::incoming(body, idle.clone())), Client::Reading(stream) => stream }
+    }
+}
+
 /// Whose failure an error of a body's stream or sink is: the client's or a backend's.
 type Blame = fn(TransportError) -> SendError;
 /// A request body still being written to a backend.
@@ -64,8 +71,7 @@ impl Transport for Spin {
             Outbound::Backend(response) => spliced(response.consume().ok(), body::Ends { source: backend, peer: backend }),
             Outbound::Client(filter) => match (self.client.borrow_mut().take(), filter) {
                 (Some(Client::Unread(from)), BodyFilter::Passthrough) => spliced(from, body::Ends { source: (SendError::Client, self.client_idle.get()), peer: backend }),
-                (Some(Client::Unread(from)), filter) => pumped(Box::pin(body::incoming(from, self.client_idle.clone())), &outgoing, filter, SendError::Client),
-                (Some(Client::Reading(stream)), filter) => pumped(stream, &outgoing, filter, SendError::Client),
+                (Some(client), filter) => pumped(client.into_stream(&self.client_idle), &outgoing, filter, SendError::Client),
                 (None, filter) => pumped(Box::pin(futures::stream::once(async { Err(outbound::body_broke(None)) })), &outgoing, filter, SendError::Client),
             },
         };
@@ -95,10 +101,7 @@ impl Transport for Spin {
     }
 
     async fn client_chunk(&self) -> Option<Result<Vec<u8>, TransportError>> {
-        let mut client = match self.client.borrow_mut().take()? {
-            Client::Unread(body) => Box::pin(body::incoming(body, self.client_idle.clone())),
-            Client::Reading(stream) => stream,
-        };
+        let mut client = self.client.borrow_mut().take()?.into_stream(&self.client_idle);
         let next = client.next().await;
         *self.client.borrow_mut() = Some(Client::Reading(client));
         next
