@@ -25,6 +25,10 @@ pub struct GoConfig {
     #[serde(default)]
     pub region: Option<String>,
     pub buckets: Vec<String>,
+    /// The Go proxy's log level (`debug`, `info`, `warn`/`warning`, `error`; anything else is
+    /// `info`, as there): see [`GoConfig::access_log`].
+    #[serde(default)]
+    pub log_level: Option<String>,
 }
 
 impl GoConfig {
@@ -47,6 +51,14 @@ impl GoConfig {
             vars.insert("region".into(), region.clone());
         }
         vars
+    }
+
+    /// Whether each request's access-log line is printed: the Go proxy logs every request at
+    /// `info`, so a `log_level` of `warn`, `warning` or `error` turns the lines off (failures are
+    /// still reported on stderr); `debug`, `info`, an unknown level or none keeps them.
+    pub fn access_log(&self) -> bool {
+        let level = self.log_level.as_deref().unwrap_or_default().to_ascii_lowercase();
+        !matches!(level.as_str(), "warn" | "warning" | "error")
     }
 
     /// `listen_addr` as a socket address, [`DEFAULT_LISTEN`] when absent or empty; Go's `:8080`
@@ -75,6 +87,21 @@ mod tests {
         assert_eq!(vars["use_ssl"], "true");
         assert_eq!(vars["region"], "eu-west-1");
         assert_eq!(cfg.listen().unwrap(), "0.0.0.0:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn log_level_is_read_and_quiets_the_access_log_as_the_go_proxy_does() {
+        let with = |level: &str| -> GoConfig {
+            serde_json::from_str(&format!(r#"{{"endpoint": "e", "buckets": ["a"], "log_level": "{level}"}}"#)).unwrap()
+        };
+        for level in ["warn", "WARNING", "error"] {
+            assert!(!with(level).access_log(), "{level}");
+        }
+        for level in ["debug", "info", "", "verbose"] {
+            assert!(with(level).access_log(), "{level}");
+        }
+        let unset: GoConfig = serde_json::from_str(r#"{"endpoint": "e", "buckets": ["a"]}"#).unwrap();
+        assert!(unset.access_log());
     }
 
     #[test]

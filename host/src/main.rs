@@ -169,10 +169,12 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
     let mut vars = HashMap::new();
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
     let _backend;
+    let mut access_log = true;
     if let Some(path) = &args.config {
         let cfg = GoConfig::load(path)?;
         vars = cfg.variables();
         listen = cfg.listen()?;
+        access_log = cfg.access_log();
     } else {
         let backend = start_local_backends(&args).await?;
         vars.insert("buckets".into(), LOCAL_BUCKETS.join(","));
@@ -195,6 +197,10 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
     let mut host = ComponentHost::load(&engine, &wasm, vars.clone())?.with_pool(pool);
     if let Some(path) = &args.ca_cert {
         host = host.with_ca_roots(&tempo_s3_shard_host::tls::load_roots(path)?)?;
+    }
+    if !access_log {
+        host = host.without_stdout();
+        println!("access log off (log_level in the config file)");
     }
     if args.spin_sockets {
         host = host.spin_sockets(true);
