@@ -56,6 +56,9 @@ pub struct ComponentHost {
     pub(crate) metrics_on_port: bool,
     /// Whether accepted and outbound connections set `TCP_NODELAY` (off in the Spin-faithful mode).
     pub(crate) nodelay: bool,
+    /// Whether response frames are counted in [`Stats::response_frames`] (tests only: it wraps
+    /// every response body).
+    count_frames: bool,
     /// Free instance slots; a request holds one for its instance's lifetime.
     slots: Arc<tokio::sync::Semaphore>,
     pool: Pool,
@@ -85,7 +88,8 @@ pub struct Stats {
     /// Times an instance's linear memory grew past its initial size (each costs the pooling
     /// allocator an `mprotect` now and at reuse).
     pub memory_grows: AtomicUsize,
-    /// Data frames of the response bodies the component wrote: one write from the component each.
+    /// Data frames of the response bodies the component wrote: one write from the component each
+    /// (counted only after [`ComponentHost::counting_frames`]).
     pub response_frames: AtomicUsize,
 }
 
@@ -253,6 +257,7 @@ impl ComponentHost {
             observer,
             metrics_on_port: true,
             nodelay: true,
+            count_frames: false,
             slots: Arc::new(tokio::sync::Semaphore::new(Pool::default().instances as usize)),
             pool: Pool::default(),
         };
@@ -296,6 +301,13 @@ impl ComponentHost {
     /// Drop what the component prints to stdout (its per-request access log), e.g. in benchmarks.
     pub fn without_stdout(mut self) -> ComponentHost {
         self.observer.set_echo(false);
+        self
+    }
+
+    /// Count the data frames of every response in [`Stats::response_frames`] (for tests: it costs
+    /// a wrapper per response and an atomic add per frame, so serving does without it).
+    pub fn counting_frames(mut self) -> ComponentHost {
+        self.count_frames = true;
         self
     }
 
@@ -436,7 +448,8 @@ impl ComponentHost {
             result
         });
         match receiver.await {
-            Ok(Ok(resp)) => Ok(resp.map(|body| self.counted(body))),
+            Ok(Ok(resp)) if self.count_frames => Ok(resp.map(|body| self.counted(body))),
+            Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(Failure::Other(format!("component failed: {e:?}"))),
             Err(_) => Err(match task.await {
                 Ok(Ok(())) => Failure::Other("the component returned without setting a response".into()),

@@ -252,7 +252,7 @@ async fn start_host(
 ) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
     let wasm = wasm::ensure_component().expect("build the component");
     let engine = component::engine_for(&pool).expect("engine");
-    let mut host = ComponentHost::load(&engine, &wasm, variables).expect("load component").with_pool(pool);
+    let mut host = ComponentHost::load(&engine, &wasm, variables).expect("load component").with_pool(pool).counting_frames();
     // The component's access log (one JSON line per request) would flood the test output; tests
     // that read it set TEMPO_S3_SHARD_TEST_LOG.
     if std::env::var_os("TEMPO_S3_SHARD_TEST_LOG").is_none() {
