@@ -2,15 +2,25 @@
 //!
 //! Each frame of a body crosses into the component as one read; a server that writes small pieces
 //! (s3s-fs sends 4 KiB frames) costs one crossing per piece. Joining what has already arrived
-//! makes those crossings few and large.
+//! makes those crossings few and large; lingering a moment for more makes them so even when the
+//! proxy keeps up with the server, which then has never sent more than one piece.
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// The most bytes [`Joined::arrived`] joins into one frame.
 pub const GATHER_BYTES: usize = 256 * 1024;
+
+/// [`Joined::arrived`] holds fewer bytes than this for up to [`LINGER`], waiting for more.
+pub const LINGER_BYTES: usize = 64 * 1024;
+
+/// The longest [`Joined::arrived`] holds a short frame (tokio's timers tick in milliseconds). The
+/// end of a body is never held: a body that knows its length ends as its last piece arrives.
+pub const LINGER: Duration = Duration::from_millis(1);
 
 /// A body whose data frames are joined until they reach `min` bytes (the last may be shorter).
 pub struct Joined<B: Body> {
@@ -26,6 +36,10 @@ pub struct Joined<B: Body> {
     /// A frame (trailers) or error that came while joining, for after the joined data.
     held: Option<Result<Frame<Bytes>, B::Error>>,
     ended: bool,
+    /// When a short frame held for more is handed on anyway (one timer per body, reset per frame).
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// `linger` runs for the frame being joined.
+    lingering: bool,
 }
 
 impl<B: Body<Data = Bytes>> Joined<B> {
@@ -35,14 +49,14 @@ impl<B: Body<Data = Bytes>> Joined<B> {
         Joined::new(inner, min, true)
     }
 
-    /// Frames of whatever has already arrived, up to [`GATHER_BYTES`]; never waits for more than
-    /// the first piece.
+    /// Frames of whatever has already arrived, up to [`GATHER_BYTES`]; a frame of fewer than
+    /// [`LINGER_BYTES`] is held up to [`LINGER`] for more, unless it ends the body.
     pub fn arrived(inner: B) -> Joined<B> {
         Joined::new(inner, GATHER_BYTES, false)
     }
 
     fn new(inner: B, min: usize, wait: bool) -> Joined<B> {
-        Joined { inner: Box::pin(inner), min, wait, first: None, joined: BytesMut::new(), held: None, ended: false }
+        Joined { inner: Box::pin(inner), min, wait, first: None, joined: BytesMut::new(), held: None, ended: false, linger: None, lingering: false }
     }
 
     fn buffered(&self) -> usize {
@@ -66,7 +80,27 @@ impl<B: Body<Data = Bytes>> Joined<B> {
         }
     }
 
+    /// Whether the short frame joined so far should wait for more: in `arrived` mode, until
+    /// [`LINGER`] has passed since it began waiting (the timer then wakes `cx`).
+    fn linger(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.buffered() >= LINGER_BYTES || self.inner.is_end_stream() {
+            return false;
+        }
+        let deadline = tokio::time::Instant::now() + LINGER;
+        let timer = match &mut self.linger {
+            Some(timer) if !self.lingering => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            Some(timer) => timer,
+            None => self.linger.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.lingering = true;
+        timer.as_mut().poll(cx).is_pending()
+    }
+
     fn take(&mut self) -> Option<Bytes> {
+        self.lingering = false;
         if !self.joined.is_empty() {
             return Some(self.joined.split().freeze());
         }
@@ -85,7 +119,7 @@ impl<B: Body<Data = Bytes>> Body for Joined<B> {
         let this = &mut *self;
         while !this.ended && this.held.is_none() && (this.buffered() == 0 || this.buffered() < this.min) {
             match this.inner.as_mut().poll_frame(cx) {
-                Poll::Pending if this.wait || this.buffered() == 0 => return Poll::Pending,
+                Poll::Pending if this.wait || this.buffered() == 0 || this.linger(cx) => return Poll::Pending,
                 Poll::Pending => break,
                 Poll::Ready(None) => this.ended = true,
                 Poll::Ready(Some(Err(err))) => this.held = Some(Err(err)),
@@ -115,5 +149,85 @@ impl<B: Body<Data = Bytes>> Body for Joined<B> {
             hint.set_upper(upper + buffered);
         }
         hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+    use std::task::Waker;
+
+    /// A body whose pieces the test hands it; `Pending` when it has none. With `ends_at_last`, it
+    /// knows its length, as a body with Content-Length does: it is at its end once its queue is empty.
+    struct Pieces {
+        queue: Rc<RefCell<VecDeque<Bytes>>>,
+        ends_at_last: bool,
+    }
+
+    impl Body for Pieces {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            match self.queue.borrow_mut().pop_front() {
+                Some(piece) => Poll::Ready(Some(Ok(Frame::data(piece)))),
+                None => Poll::Pending,
+            }
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.ends_at_last && self.queue.borrow().is_empty()
+        }
+    }
+
+    fn arrived(ends_at_last: bool) -> (Joined<Pieces>, Rc<RefCell<VecDeque<Bytes>>>) {
+        let queue = Rc::new(RefCell::new(VecDeque::new()));
+        (Joined::arrived(Pieces { queue: queue.clone(), ends_at_last }), queue)
+    }
+
+    /// The length of the data frame `body` gives now, or `None` while it waits.
+    fn frame_now(body: &mut Joined<Pieces>) -> Option<usize> {
+        match Pin::new(body).poll_frame(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Some(Ok(frame))) => Some(frame.into_data().map_or(0, |data| data.len())),
+            Poll::Ready(_) => panic!("the body ended"),
+            Poll::Pending => None,
+        }
+    }
+
+    fn piece(len: usize) -> Bytes {
+        Bytes::from(vec![7u8; len])
+    }
+
+    #[tokio::test]
+    async fn a_short_piece_waits_and_what_comes_meanwhile_is_joined_to_it() {
+        let (mut body, queue) = arrived(false);
+        queue.borrow_mut().push_back(piece(4096));
+        assert_eq!(frame_now(&mut body), None, "4 KiB is held for more");
+        queue.borrow_mut().push_back(piece(4096));
+        assert_eq!(frame_now(&mut body), None, "8 KiB is still short");
+        queue.borrow_mut().push_back(piece(60 * 1024));
+        assert_eq!(frame_now(&mut body), Some(68 * 1024), "one frame once 64 KiB are there");
+    }
+
+    #[tokio::test]
+    async fn a_short_piece_is_handed_on_when_the_linger_is_over() {
+        let (mut body, queue) = arrived(false);
+        queue.borrow_mut().push_back(piece(4096));
+        assert_eq!(frame_now(&mut body), None);
+        tokio::time::sleep(LINGER * 5).await;
+        assert_eq!(frame_now(&mut body), Some(4096));
+        // The next short piece waits its own linger.
+        queue.borrow_mut().push_back(piece(100));
+        assert_eq!(frame_now(&mut body), None);
+    }
+
+    #[tokio::test]
+    async fn the_last_piece_of_a_body_that_knows_its_length_is_never_held() {
+        let (mut body, queue) = arrived(true);
+        queue.borrow_mut().push_back(piece(4096));
+        assert_eq!(frame_now(&mut body), Some(4096));
     }
 }
