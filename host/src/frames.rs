@@ -86,14 +86,14 @@ impl<B: Body<Data = Bytes>> Joined<B> {
         if self.buffered() >= LINGER_BYTES || self.inner.is_end_stream() {
             return false;
         }
-        let deadline = tokio::time::Instant::now() + LINGER;
+        // The clock is read only when a linger starts, not at every poll of a frame already waiting.
         let timer = match &mut self.linger {
-            Some(timer) if !self.lingering => {
-                timer.as_mut().reset(deadline);
+            Some(timer) if self.lingering => timer,
+            Some(timer) => {
+                timer.as_mut().reset(tokio::time::Instant::now() + LINGER);
                 timer
             }
-            Some(timer) => timer,
-            None => self.linger.insert(Box::pin(tokio::time::sleep_until(deadline))),
+            None => self.linger.insert(Box::pin(tokio::time::sleep(LINGER))),
         };
         self.lingering = true;
         timer.as_mut().poll(cx).is_pending()
