@@ -445,6 +445,10 @@ impl ComponentHost {
             }
             .await;
             observer.finish();
+            // The response is ready: let the connection's task send it before this one tears the
+            // instance down (resetting its memory), which on this thread's runtime it would wait for.
+            tokio::task::yield_now().await;
+            drop(store);
             result
         });
         match receiver.await {
