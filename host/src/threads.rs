@@ -41,6 +41,7 @@ impl Threads {
                     if let Some((listener, senders, stopped)) = accepting {
                         tokio::spawn(accept(listener, senders, stopped));
                     }
+                    tokio::spawn(keep_a_timer_due());
                     // Ends once the acceptor stops and drops its senders.
                     crate::service::serve_sockets(host, Sockets::Handed(handed), std::future::pending()).await;
                 });
@@ -91,6 +92,20 @@ async fn accept(listener: std::net::TcpListener, to: Vec<mpsc::UnboundedSender<s
         if let Ok(socket) = socket.into_std() {
             let _ = to[next].send(socket);
         }
+    }
+}
+
+/// How often [`keep_a_timer_due`] wakes: under the request time limits as configured by default
+/// (seconds); a limit set shorter only costs the wake-up every limit cost before.
+const TIMER_BEAT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Keep a timer due on this thread's runtime at all times. Tokio's timer wakes the runtime's I/O
+/// driver (a write to its eventfd, then one more `epoll_wait`) whenever a timer is set earlier than
+/// the earliest it has: with no timer at all between requests, that was every request's first
+/// backend time limit. With this one always due within [`TIMER_BEAT`], those limits never are.
+async fn keep_a_timer_due() {
+    loop {
+        tokio::time::sleep(TIMER_BEAT).await;
     }
 }
 
