@@ -116,6 +116,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     report.insert("spin_sockets".into(), json!(options.spin_sockets));
     report.insert("go_proxy".into(), json!(options.seed_bin.as_ref().map(|p| p.display().to_string())));
     report.insert("anonymous".into(), json!(bench.anonymous()));
+    report.insert("runner_build".into(), json!(RUNNER_BUILD));
 
     let small = if wanted("1") || wanted("2") { bench.small_objects().await? } else { Vec::new() };
     report.insert("small_objects".into(), Value::Array(small.iter().map(SmallRow::json).collect()));
@@ -148,12 +149,19 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How this runner was built: Spin is a release build, so its figures are the ones to compare.
+const RUNNER_BUILD: &str = if cfg!(debug_assertions) { "dev" } else { "release" };
+
+/// What the preamble adds for a dev build.
+const RELEASE_HINT: &str = " (`cargo run --release -p tempo-s3-shard-host -- bench` measures an optimised one, as Spin is)";
+
 fn print_preamble(bench: &Bench, options: &Options) {
     println!(
         "tempo-s3-shard bench ({}): ours = the component {} in wasmtime; direct = the same s3s-fs backend",
         if options.quick { "quick" } else { "full" },
         bench.wasm.display()
     );
+    println!("the runner (wasmtime, hyper, the backends) is a {RUNNER_BUILD} build{}", if cfg!(debug_assertions) { RELEASE_HINT } else { "" });
     if let Some(bin) = &options.seed_bin {
         println!("go = the original Go proxy {} (its own process); go and ours serve anonymous requests", bin.display());
     }
