@@ -43,6 +43,8 @@ options:
                        with a generated config.json); this project then serves anonymous requests too
   --rounds N           bench: alternate the targets N times per row (each round as long as by default)
                        and run each large transfer N times; steadier ratios on a noisy machine
+  --backend-cores      bench: the backend on half of the cores, the client and the proxies on the
+                       other half, as S3 runs on other machines (their CPU then never slows it)
 
 bench: `cargo run --release -p tempo-s3-shard-host -- bench [--quick]` measures an optimised runner, as
 Spin is one (the dev profile, which builds dependencies at opt-level 2 and our crates at 1, costs about
@@ -64,6 +66,7 @@ struct Args {
     spin_sockets: bool,
     seed_bin: Option<PathBuf>,
     rounds: Option<usize>,
+    backend_cores: bool,
     max_instances: Option<String>,
     instance_wait: Option<String>,
 }
@@ -83,6 +86,7 @@ fn parse_args() -> anyhow::Result<Args> {
         spin_sockets: false,
         seed_bin: None,
         rounds: None,
+        backend_cores: false,
         max_instances: std::env::var(tempo_s3_shard_host::pool::INSTANCES_ENV).ok(),
         instance_wait: std::env::var(tempo_s3_shard_host::pool::WAIT_ENV).ok(),
     };
@@ -94,6 +98,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--backend-listen" => args.backend_listen = v.parsed(arg, "host:port")?,
             "--quick" => args.quick = true,
             "--spin-sockets" => args.spin_sockets = true,
+            "--backend-cores" => args.backend_cores = true,
             "--seed-bin" => args.seed_bin = Some(PathBuf::from(v.value(arg)?)),
             "--ca-cert" => args.ca_cert = Some(PathBuf::from(v.value(arg)?)),
             "--only" => args.only = Some(v.value(arg)?),
@@ -150,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
                 spin_sockets: args.spin_sockets,
                 seed_bin: args.seed_bin.clone(),
                 rounds: args.rounds,
+                backend_cores: args.backend_cores,
             };
             bench::run(&options).await
         }

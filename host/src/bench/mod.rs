@@ -10,6 +10,7 @@
 //! tables of absolute figures and ratios, and written to `target/bench/report.json`.
 
 mod client;
+mod cores;
 mod fixed;
 mod goals;
 mod measure;
@@ -56,6 +57,8 @@ pub struct Options {
     /// Alternate the targets this many times per row (each round as long as by default), and
     /// take large transfers as often: on a noisy machine every target then meets the same phases.
     pub rounds: Option<usize>,
+    /// Run the backend on half of the cores and the client and proxies on the other half.
+    pub backend_cores: bool,
 }
 
 /// How long each measurement runs.
@@ -97,6 +100,11 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
     let _cleanup = RemoveOnDrop(data.clone());
+    let split = if options.backend_cores { Some(split_cores()?) } else { None };
+    let backend_runtime = match &split {
+        Some(split) => Some(BackendRuntime(Some(cores::runtime_on(&split.backend)?))),
+        None => None,
+    };
     let mut bench = Bench {
         engine: component::engine()?,
         wasm: wasm.clone(),
@@ -106,8 +114,9 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         seq: 0,
         spin_sockets: options.spin_sockets,
         seed_bin: options.seed_bin.clone(),
+        backend_runtime,
     };
-    print_preamble(&bench, options);
+    print_preamble(&bench, options, split.as_ref());
 
     let mut report = serde_json::Map::new();
     report.insert("quick".into(), json!(options.quick));
@@ -117,6 +126,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     report.insert("go_proxy".into(), json!(options.seed_bin.as_ref().map(|p| p.display().to_string())));
     report.insert("anonymous".into(), json!(bench.anonymous()));
     report.insert("runner_build".into(), json!(RUNNER_BUILD));
+    report.insert("backend_cores".into(), json!(split.as_ref().map(|s| &s.backend)));
+    report.insert("client_and_proxy_cores".into(), json!(split.as_ref().map(|s| &s.rest)));
 
     let small = if wanted("1") || wanted("2") { bench.small_objects().await? } else { Vec::new() };
     report.insert("small_objects".into(), Value::Array(small.iter().map(SmallRow::json).collect()));
@@ -155,7 +166,15 @@ const RUNNER_BUILD: &str = if cfg!(debug_assertions) { "dev" } else { "release" 
 /// What the preamble adds for a dev build.
 const RELEASE_HINT: &str = " (`cargo run --release -p tempo-s3-shard-host -- bench` measures an optimised one, as Spin is)";
 
-fn print_preamble(bench: &Bench, options: &Options) {
+/// Split the cores for `--backend-cores` and confine this process's threads to the client's half.
+fn split_cores() -> anyhow::Result<cores::Split> {
+    let allowed = cores::allowed()?;
+    let split = cores::Split::halves(&allowed).with_context(|| format!("--backend-cores needs at least 2 cores; this process may use {allowed:?}"))?;
+    cores::pin_process(&split.rest)?;
+    Ok(split)
+}
+
+fn print_preamble(bench: &Bench, options: &Options, split: Option<&cores::Split>) {
     println!(
         "tempo-s3-shard bench ({}): ours = the component {} in wasmtime; direct = the same s3s-fs backend",
         if options.quick { "quick" } else { "full" },
@@ -164,6 +183,12 @@ fn print_preamble(bench: &Bench, options: &Options) {
     println!("the runner (wasmtime, hyper, the backends) is a {RUNNER_BUILD} build{}", if cfg!(debug_assertions) { RELEASE_HINT } else { "" });
     if let Some(bin) = &options.seed_bin {
         println!("go = the original Go proxy {} (its own process); go and ours serve anonymous requests", bin.display());
+    }
+    if let Some(split) = split {
+        println!(
+            "the backend runs on cores {:?}, the client and the proxies on {:?} (as S3 runs on other machines)",
+            split.backend, split.rest
+        );
     }
     if options.spin_sockets {
         println!("ours runs with Spin's sockets: no TCP_NODELAY on its accepted or outbound connections");
@@ -183,6 +208,17 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// The backend's own runtime (`--backend-cores`), shut down without blocking the bench's.
+struct BackendRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for BackendRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// Shared state of one run.
 struct Bench {
     engine: Engine,
@@ -193,6 +229,8 @@ struct Bench {
     seq: usize,
     spin_sockets: bool,
     seed_bin: Option<PathBuf>,
+    /// Where backends run with `--backend-cores`; else on the bench's own runtime.
+    backend_runtime: Option<BackendRuntime>,
 }
 
 /// A backend, this project's proxy in front of it (on a runtime of its own), and the Go proxy.
@@ -258,7 +296,13 @@ impl Bench {
         let dir = self.data.join(format!("backend-{}", self.seq));
         let opts = BackendOptions { latency, min_frame: Some(NETWORK_FRAME), ..BackendOptions::default() };
         let all: Vec<String> = buckets.iter().chain(extra).cloned().collect();
-        let backend = S3Backend::start(&dir, &all, opts).await?;
+        let backend = match self.backend_runtime.as_ref().and_then(|r| r.0.as_ref()) {
+            Some(runtime) => {
+                let (dir, all) = (dir.clone(), all.clone());
+                runtime.spawn(async move { S3Backend::start(&dir, &all, opts).await }).await??
+            }
+            None => S3Backend::start(&dir, &all, opts).await?,
+        };
         let mut variables = backend.proxy_variables(buckets);
         if go_bin.is_some() {
             // As the Go proxy (which has no client authentication), and Tempo's setup with empty keys.
