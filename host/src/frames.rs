@@ -3,7 +3,9 @@
 //! Each frame of a body crosses into the component as one read; a server that writes small pieces
 //! (s3s-fs sends 4 KiB frames) costs one crossing per piece. Joining what has already arrived
 //! makes those crossings few and large; lingering a moment for more makes them so even when the
-//! proxy keeps up with the server, which then has never sent more than one piece.
+//! proxy keeps up with the server, which then has never sent more than one piece. While it
+//! lingers the body is not read at all: the pieces gather in the socket, and are read together
+//! when the linger is over, rather than one wake-up and one read each.
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
@@ -38,8 +40,10 @@ pub struct Joined<B: Body> {
     ended: bool,
     /// When a short frame held for more is handed on anyway (one timer per body, reset per frame).
     linger: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// `linger` runs for the frame being joined.
+    /// `linger` runs for the frame being joined; the inner body is not polled until it is over.
     lingering: bool,
+    /// The linger is over: read what has arrived meanwhile, then hand it on.
+    draining: bool,
 }
 
 impl<B: Body<Data = Bytes>> Joined<B> {
@@ -56,7 +60,7 @@ impl<B: Body<Data = Bytes>> Joined<B> {
     }
 
     fn new(inner: B, min: usize, wait: bool) -> Joined<B> {
-        Joined { inner: Box::pin(inner), min, wait, first: None, joined: BytesMut::new(), held: None, ended: false, linger: None, lingering: false }
+        Joined { inner: Box::pin(inner), min, wait, first: None, joined: BytesMut::new(), held: None, ended: false, linger: None, lingering: false, draining: false }
     }
 
     fn buffered(&self) -> usize {
@@ -80,10 +84,10 @@ impl<B: Body<Data = Bytes>> Joined<B> {
         }
     }
 
-    /// Whether the short frame joined so far should wait for more: in `arrived` mode, until
-    /// [`LINGER`] has passed since it began waiting (the timer then wakes `cx`).
+    /// Whether the short frame joined so far should wait for more: in `arrived` mode, for
+    /// [`LINGER`] from when it began waiting (the timer then wakes `cx`), then no longer.
     fn linger(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.buffered() >= LINGER_BYTES || self.inner.is_end_stream() {
+        if self.draining || self.buffered() >= LINGER_BYTES || self.inner.is_end_stream() {
             return false;
         }
         // The clock is read only when a linger starts, not at every poll of a frame already waiting.
@@ -96,11 +100,17 @@ impl<B: Body<Data = Bytes>> Joined<B> {
             None => self.linger.insert(Box::pin(tokio::time::sleep(LINGER))),
         };
         self.lingering = true;
-        timer.as_mut().poll(cx).is_pending()
+        if timer.as_mut().poll(cx).is_pending() {
+            return true;
+        }
+        self.lingering = false;
+        self.draining = true;
+        false
     }
 
     fn take(&mut self) -> Option<Bytes> {
         self.lingering = false;
+        self.draining = false;
         if !self.joined.is_empty() {
             return Some(self.joined.split().freeze());
         }
@@ -118,6 +128,9 @@ impl<B: Body<Data = Bytes>> Body for Joined<B> {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
         while !this.ended && this.held.is_none() && (this.buffered() == 0 || this.buffered() < this.min) {
+            if this.lingering && this.linger(cx) {
+                return Poll::Pending;
+            }
             match this.inner.as_mut().poll_frame(cx) {
                 Poll::Pending if this.wait || this.buffered() == 0 || this.linger(cx) => return Poll::Pending,
                 Poll::Pending => break,
@@ -202,14 +215,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_short_piece_waits_and_what_comes_meanwhile_is_joined_to_it() {
+    async fn a_short_piece_waits_and_what_comes_meanwhile_is_read_after_it_as_one_frame() {
         let (mut body, queue) = arrived(false);
         queue.borrow_mut().push_back(piece(4096));
         assert_eq!(frame_now(&mut body), None, "4 KiB is held for more");
         queue.borrow_mut().push_back(piece(4096));
-        assert_eq!(frame_now(&mut body), None, "8 KiB is still short");
         queue.borrow_mut().push_back(piece(60 * 1024));
-        assert_eq!(frame_now(&mut body), Some(68 * 1024), "one frame once 64 KiB are there");
+        assert_eq!(frame_now(&mut body), None, "the body is not read while the linger runs");
+        assert_eq!(queue.borrow().len(), 2);
+        tokio::time::sleep(LINGER * 5).await;
+        assert_eq!(frame_now(&mut body), Some(68 * 1024), "one frame of all that came");
+    }
+
+    #[tokio::test]
+    async fn a_long_first_piece_is_not_held() {
+        let (mut body, queue) = arrived(false);
+        queue.borrow_mut().push_back(piece(LINGER_BYTES));
+        assert_eq!(frame_now(&mut body), Some(LINGER_BYTES));
     }
 
     #[tokio::test]
