@@ -92,6 +92,13 @@ impl Default for BackendOptions {
     }
 }
 
+/// Wait `d`, to within the kernel's timer slack (tens of microseconds). Tokio's timers fire on
+/// whole milliseconds: a 5 ms sleep took 5 to 6.5 ms depending on where in a millisecond the
+/// request came, so a proxy's added latency also moved when the backend answered.
+async fn wait_exactly(d: Duration) {
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
+}
+
 impl S3Backend {
     /// Start serving `root`, creating a directory (bucket) for each of `buckets`.
     pub async fn start(root: &Path, buckets: &[String], opts: BackendOptions) -> anyhow::Result<S3Backend> {
@@ -134,7 +141,7 @@ impl S3Backend {
                         let min_frame = frames.load(Ordering::Relaxed);
                         async move {
                             if let Some(d) = latency {
-                                tokio::time::sleep(d).await;
+                                wait_exactly(d).await;
                             }
                             if fail {
                                 return Ok(internal_error());
