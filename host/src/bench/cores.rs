@@ -62,20 +62,19 @@ pub fn pin_process(cores: &[usize]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A runtime whose threads (workers and blocking ones, where s3s-fs does its file I/O) run only on
-/// `cores`.
-pub fn runtime_on(cores: &[usize]) -> anyhow::Result<tokio::runtime::Runtime> {
-    let pinned = cores.to_vec();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores.len())
-        .thread_name("bench-backend")
-        .on_thread_start(move || {
-            // A thread left unpinned only makes the figures like an unpinned run's, so no panic.
-            let _ = pin(0, &pinned);
-        })
-        .enable_all()
-        .build()
-        .context("cannot start the backend's runtime")
+/// The backends' runtime: on `cores` when given (its workers and the blocking threads where s3s-fs
+/// does its file I/O), else anywhere. Idle blocking threads leave after a second: s3s-fs takes one
+/// per file read, and hundreds left idle by the rows at 32 at a time slowed the large rows after
+/// them (each read then woke a cold thread).
+pub fn backend_runtime(cores: Option<&[usize]>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.thread_name("bench-backend").thread_keep_alive(std::time::Duration::from_secs(1)).enable_all();
+    if let Some(cores) = cores {
+        let pinned = cores.to_vec();
+        // A thread left unpinned only makes the figures like an unpinned run's, so no panic.
+        builder.worker_threads(cores.len()).on_thread_start(move || drop(pin(0, &pinned)));
+    }
+    builder.build().context("cannot start the backends' runtime")
 }
 
 #[cfg(test)]

@@ -101,10 +101,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data)?;
     let _cleanup = RemoveOnDrop(data.clone());
     let split = if options.backend_cores { Some(split_cores()?) } else { None };
-    let backend_runtime = match &split {
-        Some(split) => Some(BackendRuntime(Some(cores::runtime_on(&split.backend)?))),
-        None => None,
-    };
+    let backend_runtime = BackendRuntime(Some(cores::backend_runtime(split.as_ref().map(|s| s.backend.as_slice()))?));
     let mut bench = Bench {
         engine: component::engine()?,
         wasm: wasm.clone(),
@@ -208,7 +205,7 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// The backend's own runtime (`--backend-cores`), shut down without blocking the bench's.
+/// The backends' own runtime, shut down without blocking the bench's.
 struct BackendRuntime(Option<tokio::runtime::Runtime>);
 
 impl Drop for BackendRuntime {
@@ -229,8 +226,8 @@ struct Bench {
     seq: usize,
     spin_sockets: bool,
     seed_bin: Option<PathBuf>,
-    /// Where backends run with `--backend-cores`; else on the bench's own runtime.
-    backend_runtime: Option<BackendRuntime>,
+    /// Where the backends run (on their own cores with `--backend-cores`).
+    backend_runtime: BackendRuntime,
 }
 
 /// A backend, this project's proxy in front of it (on a runtime of its own), and the Go proxy.
@@ -296,7 +293,7 @@ impl Bench {
         let dir = self.data.join(format!("backend-{}", self.seq));
         let opts = BackendOptions { latency, min_frame: Some(NETWORK_FRAME), ..BackendOptions::default() };
         let all: Vec<String> = buckets.iter().chain(extra).cloned().collect();
-        let backend = match self.backend_runtime.as_ref().and_then(|r| r.0.as_ref()) {
+        let backend = match self.backend_runtime.0.as_ref() {
             Some(runtime) => {
                 let (dir, all) = (dir.clone(), all.clone());
                 runtime.spawn(async move { S3Backend::start(&dir, &all, opts).await }).await??
