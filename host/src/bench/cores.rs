@@ -1,6 +1,7 @@
-//! `bench --backend-cores`: the backend on cores of its own, as S3 runs on other machines, so the
-//! proxies' CPU does not come out of the backend's. Core affinity has no std API: the libc calls
-//! here are the bench's one use of `unsafe`, each with its SAFETY note.
+//! Where the bench's backends run: a runtime of their own and, with `bench --backend-cores`, cores
+//! of their own, as S3 runs on other machines, so the proxies' CPU does not come out of the
+//! backend's. Core affinity has no std API: the libc calls here are the bench's one use of
+//! `unsafe`, each with its SAFETY note.
 #![allow(unsafe_code)]
 
 use anyhow::Context as _;

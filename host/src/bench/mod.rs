@@ -101,7 +101,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data)?;
     let _cleanup = RemoveOnDrop(data.clone());
     let split = if options.backend_cores { Some(split_cores()?) } else { None };
-    let backend_runtime = BackendRuntime(Some(cores::backend_runtime(split.as_ref().map(|s| s.backend.as_slice()))?));
+    let backend_runtime = BackendRuntime::new(cores::backend_runtime(split.as_ref().map(|s| s.backend.as_slice()))?);
     let mut bench = Bench {
         engine: component::engine()?,
         wasm: wasm.clone(),
@@ -206,11 +206,21 @@ impl Drop for RemoveOnDrop {
 }
 
 /// The backends' own runtime, shut down without blocking the bench's.
-struct BackendRuntime(Option<tokio::runtime::Runtime>);
+struct BackendRuntime {
+    handle: tokio::runtime::Handle,
+    /// Taken when dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl BackendRuntime {
+    fn new(runtime: tokio::runtime::Runtime) -> BackendRuntime {
+        BackendRuntime { handle: runtime.handle().clone(), runtime: Some(runtime) }
+    }
+}
 
 impl Drop for BackendRuntime {
     fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
+        if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
     }
@@ -293,13 +303,8 @@ impl Bench {
         let dir = self.data.join(format!("backend-{}", self.seq));
         let opts = BackendOptions { latency, min_frame: Some(NETWORK_FRAME), ..BackendOptions::default() };
         let all: Vec<String> = buckets.iter().chain(extra).cloned().collect();
-        let backend = match self.backend_runtime.0.as_ref() {
-            Some(runtime) => {
-                let (dir, all) = (dir.clone(), all.clone());
-                runtime.spawn(async move { S3Backend::start(&dir, &all, opts).await }).await??
-            }
-            None => S3Backend::start(&dir, &all, opts).await?,
-        };
+        let (backend_dir, backend_buckets) = (dir.clone(), all.clone());
+        let backend = self.backend_runtime.handle.spawn(async move { S3Backend::start(&backend_dir, &backend_buckets, opts).await }).await??;
         let mut variables = backend.proxy_variables(buckets);
         if go_bin.is_some() {
             // As the Go proxy (which has no client authentication), and Tempo's setup with empty keys.
