@@ -40,10 +40,19 @@ pub struct Joined<B: Body> {
     ended: bool,
     /// When a short frame held for more is handed on anyway (one timer per body, reset per frame).
     linger: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// `linger` runs for the frame being joined; the inner body is not polled until it is over.
-    lingering: bool,
-    /// The linger is over: read what has arrived meanwhile, then hand it on.
-    draining: bool,
+    /// Where the frame being joined is in its linger.
+    phase: Linger,
+}
+
+/// The linger of the frame being joined.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Linger {
+    /// Not begun (the frame has not yet come up short).
+    Idle,
+    /// `linger` runs; the inner body is not polled until it is over.
+    Running,
+    /// Over: read what has arrived meanwhile, then hand it on.
+    Over,
 }
 
 impl<B: Body<Data = Bytes>> Joined<B> {
@@ -60,7 +69,7 @@ impl<B: Body<Data = Bytes>> Joined<B> {
     }
 
     fn new(inner: B, min: usize, wait: bool) -> Joined<B> {
-        Joined { inner: Box::pin(inner), min, wait, first: None, joined: BytesMut::new(), held: None, ended: false, linger: None, lingering: false, draining: false }
+        Joined { inner: Box::pin(inner), min, wait, first: None, joined: BytesMut::new(), held: None, ended: false, linger: None, phase: Linger::Idle }
     }
 
     fn buffered(&self) -> usize {
@@ -87,30 +96,28 @@ impl<B: Body<Data = Bytes>> Joined<B> {
     /// Whether the short frame joined so far should wait for more: in `arrived` mode, for
     /// [`LINGER`] from when it began waiting (the timer then wakes `cx`), then no longer.
     fn linger(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.draining || self.buffered() >= LINGER_BYTES || self.inner.is_end_stream() {
+        if self.phase == Linger::Over || self.buffered() >= LINGER_BYTES || self.inner.is_end_stream() {
             return false;
         }
         // The clock is read only when a linger starts, not at every poll of a frame already waiting.
         let timer = match &mut self.linger {
-            Some(timer) if self.lingering => timer,
+            Some(timer) if self.phase == Linger::Running => timer,
             Some(timer) => {
                 timer.as_mut().reset(tokio::time::Instant::now() + LINGER);
                 timer
             }
             None => self.linger.insert(Box::pin(tokio::time::sleep(LINGER))),
         };
-        self.lingering = true;
         if timer.as_mut().poll(cx).is_pending() {
+            self.phase = Linger::Running;
             return true;
         }
-        self.lingering = false;
-        self.draining = true;
+        self.phase = Linger::Over;
         false
     }
 
     fn take(&mut self) -> Option<Bytes> {
-        self.lingering = false;
-        self.draining = false;
+        self.phase = Linger::Idle;
         if !self.joined.is_empty() {
             return Some(self.joined.split().freeze());
         }
@@ -128,7 +135,7 @@ impl<B: Body<Data = Bytes>> Body for Joined<B> {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
         while !this.ended && this.held.is_none() && (this.buffered() == 0 || this.buffered() < this.min) {
-            if this.lingering && this.linger(cx) {
+            if this.phase == Linger::Running && this.linger(cx) {
                 return Poll::Pending;
             }
             match this.inner.as_mut().poll_frame(cx) {
