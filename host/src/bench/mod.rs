@@ -303,8 +303,8 @@ impl Bench {
         let dir = self.data.join(format!("backend-{}", self.seq));
         let opts = BackendOptions { latency, min_frame: Some(NETWORK_FRAME), ..BackendOptions::default() };
         let all: Vec<String> = buckets.iter().chain(extra).cloned().collect();
-        let (backend_dir, backend_buckets) = (dir.clone(), all.clone());
-        let backend = self.backend_runtime.handle.spawn(async move { S3Backend::start(&backend_dir, &backend_buckets, opts).await }).await??;
+        let backend_dir = dir.clone();
+        let backend = self.backend_runtime.handle.spawn(async move { S3Backend::start(&backend_dir, &all, opts).await }).await??;
         let mut variables = backend.proxy_variables(buckets);
         if go_bin.is_some() {
             // As the Go proxy (which has no client authentication), and Tempo's setup with empty keys.
