@@ -5,7 +5,11 @@
 //! makes those crossings few and large; lingering a moment for more makes them so even when the
 //! proxy keeps up with the server, which then has never sent more than one piece. While it
 //! lingers the body is not read at all: the pieces gather in the socket, and are read together
-//! when the linger is over, rather than one wake-up and one read each.
+//! when the linger is over, rather than one read each. A body that arrives on a pooled backend
+//! connection does better: the linger raises that socket's low-water mark ([`crate::low_water`]),
+//! so the pieces gather without a wake-up each (which not reading alone does not spare: every
+//! piece still wakes the serving thread), and the body is read as soon as the rest of the frame
+//! is there rather than only when the linger is over.
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
@@ -42,6 +46,10 @@ pub struct Joined<B: Body> {
     linger: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Where the frame being joined is in its linger.
     phase: Linger,
+    /// The low-water mark of the socket the body arrives on (a pooled backend connection's), raised
+    /// while the linger runs so the pieces gather without waking anyone; the body is then read as
+    /// the linger runs (a wake-up means enough has gathered), not only after it.
+    low: Option<crate::low_water::LowWater>,
 }
 
 /// The linger of the frame being joined.
@@ -69,7 +77,28 @@ impl<B: Body<Data = Bytes>> Joined<B> {
     }
 
     fn new(inner: B, min: usize, wait: bool) -> Joined<B> {
-        Joined { inner: Box::pin(inner), min, wait, first: None, joined: BytesMut::new(), held: None, ended: false, linger: None, phase: Linger::Idle }
+        Joined { inner: Box::pin(inner), min, wait, first: None, joined: BytesMut::new(), held: None, ended: false, linger: None, phase: Linger::Idle, low: None }
+    }
+
+    /// The same body, arriving on the socket whose low-water mark is `low`.
+    pub fn on_socket(mut self, low: Option<crate::low_water::LowWater>) -> Joined<B> {
+        self.low = low;
+        self
+    }
+
+    /// While the linger runs: wake no reader until the rest of the frame (or of the body) is there.
+    fn raise(&self) {
+        if let (Some(low), Some(left)) = (&self.low, self.inner.size_hint().exact()) {
+            let left = usize::try_from(left).unwrap_or(usize::MAX);
+            low.set(LINGER_BYTES.saturating_sub(self.buffered()).min(left));
+        }
+    }
+
+    /// Outside the linger: wake a reader for any byte.
+    fn lower(&self) {
+        if let Some(low) = &self.low {
+            low.set(1);
+        }
     }
 
     fn buffered(&self) -> usize {
@@ -109,19 +138,35 @@ impl<B: Body<Data = Bytes>> Joined<B> {
             None => self.linger.insert(Box::pin(tokio::time::sleep(LINGER))),
         };
         if timer.as_mut().poll(cx).is_pending() {
+            if self.phase == Linger::Idle {
+                self.raise();
+            }
             self.phase = Linger::Running;
             return true;
         }
+        self.lower();
         self.phase = Linger::Over;
         false
     }
 
     fn take(&mut self) -> Option<Bytes> {
+        if self.phase == Linger::Running {
+            self.lower();
+        }
         self.phase = Linger::Idle;
         if !self.joined.is_empty() {
             return Some(self.joined.split().freeze());
         }
         self.first.take()
+    }
+}
+
+impl<B: Body> Drop for Joined<B> {
+    fn drop(&mut self) {
+        // A connection that goes back to its pool must wake its next reader for any byte.
+        if let Some(low) = &self.low {
+            low.set(1);
+        }
     }
 }
 
@@ -135,7 +180,7 @@ impl<B: Body<Data = Bytes>> Body for Joined<B> {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
         while !this.ended && this.held.is_none() && (this.buffered() == 0 || this.buffered() < this.min) {
-            if this.phase == Linger::Running && this.linger(cx) {
+            if this.phase == Linger::Running && this.low.is_none() && this.linger(cx) {
                 return Poll::Pending;
             }
             match this.inner.as_mut().poll_frame(cx) {

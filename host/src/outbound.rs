@@ -3,7 +3,7 @@
 
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioIo;
+use crate::low_water::{LowWater, Watched};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -66,10 +66,10 @@ impl std::fmt::Display for ConnectFailure {
 
 impl std::error::Error for ConnectFailure {}
 
-type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<tokio::net::TcpStream>, ConnectFailure>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = Result<Watched, ConnectFailure>> + Send>>;
 
 impl tower_service::Service<http::Uri> for TimedConnector {
-    type Response = TokioIo<tokio::net::TcpStream>;
+    type Response = Watched;
     type Error = ConnectFailure;
     type Future = Connecting;
 
@@ -84,7 +84,7 @@ impl tower_service::Service<http::Uri> for TimedConnector {
         Box::pin(async move {
             match tokio::time::timeout(limit, connecting).await {
                 Err(_) => Err(ConnectFailure::TimedOut),
-                Ok(result) => result.map_err(|e| ConnectFailure::Refused(Box::new(e))),
+                Ok(result) => result.map(Watched::new).map_err(|e| ConnectFailure::Refused(Box::new(e))),
             }
         })
     }
@@ -166,7 +166,8 @@ impl Outbound {
                 .await?
                 .map_err(pooled_error)?;
             // Frames that have already arrived cross into the component as one read.
-            let response = response.map(|body| crate::frames::Joined::arrived(body).map_err(Error::from).boxed_unsync());
+            let low = response.extensions().get::<LowWater>().cloned();
+            let response = response.map(|body| crate::frames::Joined::arrived(body).on_socket(low).map_err(Error::from).boxed_unsync());
             // The pool's own task drives the connection: there is no per-request I/O future.
             Ok((idle_limited(response, limits.between_bytes), Box::new(async { Ok(()) }) as IoFuture))
         })
@@ -399,6 +400,59 @@ mod tests {
         let err = send(addr, options(300, 5000, 5000)).await.err().unwrap();
         assert!(matches!(err, Error::ConnectionTimeout));
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A server on its own thread that answers the first request with a body of `len` bytes written
+    /// 4 KiB at a time, 100 µs apart (as s3s-fs sends a file), and the second with `ok`.
+    fn piecemeal_server(len: usize) -> std::net::SocketAddr {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            socket.set_nodelay(true).unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).unwrap();
+            socket.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n").as_bytes()).unwrap();
+            let piece = [7u8; 4096];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(piece.len());
+                socket.write_all(&piece[..n]).unwrap();
+                left -= n;
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            let _ = socket.read(&mut buf).unwrap();
+            socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_body_in_small_pieces_gathers_in_the_socket_and_leaves_its_connection_ready_for_any_byte() {
+        let len = 300_000; // not a multiple of 4 KiB: the last piece is short
+        let addr = piecemeal_server(len);
+        let mut outbound = Outbound::new(crate::observe::Observer::new(Default::default()), true);
+        let call = |outbound: &mut Outbound| Pin::from(outbound.send_request(get(addr), options(1000, 2000, 2000), Box::new(async { Ok(()) })));
+        let (response, _) = call(&mut outbound).await.ok().unwrap();
+        let low = response.extensions().get::<LowWater>().cloned().expect("a pooled plain-HTTP answer carries its socket's mark");
+        let reading = tokio::spawn(response.into_body().collect());
+        // While the body is read, the mark rises for the lingers (sampled from this task).
+        let mut highest = 0;
+        while !reading.is_finished() {
+            highest = highest.max(low.get().unwrap_or(0));
+            tokio::time::sleep(Duration::from_micros(50)).await;
+        }
+        let body = reading.await.unwrap().ok().unwrap().to_bytes();
+        assert_eq!(body.len(), len, "the whole body, the short last piece included");
+        assert!(highest > 4096, "the mark was raised while short frames lingered (highest {highest})");
+        assert_eq!(low.get(), Some(1), "the connection goes back to the pool waking for any byte");
+        // The same pooled connection: a 2-byte answer would stall under a raised mark.
+        let started = std::time::Instant::now();
+        let (response, _) = call(&mut outbound).await.ok().unwrap();
+        assert_eq!(response.into_body().collect().await.ok().unwrap().to_bytes().as_ref(), b"ok");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     }
 
     #[tokio::test]
