@@ -259,6 +259,29 @@ async fn a_large_object_sent_in_small_frames_arrives_whole_spliced() {
     assert!(cut.is_empty(), "whole responses counted as cut: {cut:?}");
 }
 
+/// An upload that trickles in (4 KiB pieces about a millisecond apart, as over a slow link)
+/// arrives whole while the runner gathers its pieces in the socket (raising the connection's
+/// receive low-water mark), and the same keep-alive connection's next request, far smaller than
+/// any raised mark, is answered at once: the mark went back down with the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_trickles_in_arrives_whole_and_its_connection_answers_the_next_request_at_once() {
+    const SIZE: usize = 150_000; // not a multiple of 4 KiB: the last piece is short
+    let h = Harness::start_with(&SHARDS, &[("allow_anonymous", "true")]).await;
+    let body: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let path = format!("/{VIRTUAL_BUCKET}/t/trickle/data");
+    let mut conn = common::Connection::open(h.proxy).await;
+    let gap = std::time::Duration::from_micros(300);
+    assert_eq!(conn.trickle("PUT", &path, &body, 4096, gap).await.0, 200);
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let (status, got) = conn.exchange("GET", &path, &[]).await;
+        assert_eq!(status, 200);
+        assert!(got == body, "the object came back changed ({} of {SIZE} bytes)", got.len());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "the next request waited {:?}", started.elapsed());
+        assert_eq!(conn.trickle("PUT", &path, &body, 4096, gap).await.0, 200);
+    }
+}
+
 /// spin.toml joins every variable into `settings`: a request reads its whole configuration from the
 /// runtime with one call (19 before), whatever it does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

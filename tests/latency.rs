@@ -8,60 +8,12 @@
 
 use crate::common;
 
-use common::{Harness, VIRTUAL_BUCKET};
-use std::net::SocketAddr;
+use common::{Connection, Harness, VIRTUAL_BUCKET};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 const REQUESTS: usize = 200;
 /// Far below a delayed-ACK stall (40 ms on Linux), well above a loopback exchange (~1 ms).
 const LIMIT: Duration = Duration::from_millis(10);
-
-/// One keep-alive HTTP/1.1 connection of a client that sets `TCP_NODELAY` and writes each request
-/// in one piece, as minio-go and the AWS SDKs do.
-struct Connection {
-    stream: BufReader<TcpStream>,
-    authority: String,
-}
-
-impl Connection {
-    async fn open(addr: SocketAddr) -> Connection {
-        let stream = TcpStream::connect(addr).await.expect("connect to the proxy");
-        stream.set_nodelay(true).expect("TCP_NODELAY");
-        Connection { stream: BufReader::new(stream), authority: addr.to_string() }
-    }
-
-    /// Send one (anonymous) request and read its response; returns the status and body.
-    async fn exchange(&mut self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let mut request =
-            format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n", self.authority, body.len()).into_bytes();
-        request.extend_from_slice(body);
-        self.stream.get_mut().write_all(&request).await.expect("write the request");
-        let exchange = async {
-            let mut line = String::new();
-            self.stream.read_line(&mut line).await.expect("read the status line");
-            let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-            let mut length = 0usize;
-            loop {
-                line.clear();
-                self.stream.read_line(&mut line).await.expect("read a header");
-                if line.trim().is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse().expect("a numeric Content-Length");
-                    }
-                }
-            }
-            let mut body = vec![0; if method == "HEAD" { 0 } else { length }];
-            self.stream.read_exact(&mut body).await.expect("read the body");
-            (status, body)
-        };
-        tokio::time::timeout(Duration::from_secs(10), exchange).await.expect("the proxy answers within 10 s")
-    }
-}
 
 /// p50, p99 and the slowest of `times`, and how many took 30 ms or more.
 fn summary(times: &mut [Duration]) -> (Duration, Duration, Duration, usize) {

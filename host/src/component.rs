@@ -430,9 +430,10 @@ impl ComponentHost {
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
         let mut store = self.store();
         let observer = store.data().observer.clone();
-        let req = observer.begin(req);
+        // Joined first: it needs the body's exact size hint, which the observer's wrapper drops.
+        let low = req.extensions().get::<crate::low_water::LowWater>().cloned();
+        let req = observer.begin(req.map(|body| Joined::arrived(body).on_socket(low)));
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = req.map(Joined::arrived);
         let other = |e: wasmtime::Error| Failure::Other(format!("{e:?}"));
         let req = store.data_mut().http().new_incoming_request(scheme, req).map_err(other)?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(other)?;

@@ -5,11 +5,11 @@
 //! makes those crossings few and large; lingering a moment for more makes them so even when the
 //! proxy keeps up with the server, which then has never sent more than one piece. While it
 //! lingers the body is not read at all: the pieces gather in the socket, and are read together
-//! when the linger is over, rather than one read each. A body that arrives on a pooled backend
-//! connection does better: the linger raises that socket's low-water mark ([`crate::low_water`]),
-//! so the pieces gather without a wake-up each (which not reading alone does not spare: every
-//! piece still wakes the serving thread), and the body is read as soon as the rest of the frame
-//! is there rather than only when the linger is over.
+//! when the linger is over, rather than one read each. A body whose socket's low-water mark it may
+//! set (a backend's answer on a pooled connection, a client's request) does better: the linger
+//! raises the mark ([`crate::low_water`]), so the pieces gather without a wake-up each (which not
+//! reading alone does not spare: every piece still wakes the serving thread), and the body is read
+//! as soon as the rest of the frame is there rather than only when the linger is over.
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
@@ -46,9 +46,9 @@ pub struct Joined<B: Body> {
     linger: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Where the frame being joined is in its linger.
     phase: Linger,
-    /// The low-water mark of the socket the body arrives on (a pooled backend connection's), raised
-    /// while the linger runs so the pieces gather without waking anyone; the body is then read as
-    /// the linger runs (a wake-up means enough has gathered), not only after it.
+    /// The low-water mark of the socket the body arrives on, raised while the linger runs so the
+    /// pieces gather without waking anyone; the body is then read as the linger runs (a wake-up
+    /// means enough has gathered), not only after it.
     low: Option<crate::low_water::LowWater>,
 }
 
@@ -57,7 +57,8 @@ pub struct Joined<B: Body> {
 enum Linger {
     /// Not begun (the frame has not yet come up short).
     Idle,
-    /// `linger` runs; the inner body is not polled until it is over.
+    /// `linger` runs; the inner body is not polled until it is over, unless the socket's mark is
+    /// raised (then the body wakes its reader only once the frame is complete).
     Running,
     /// Over: read what has arrived meanwhile, then hand it on.
     Over,

@@ -1,10 +1,11 @@
-//! A pooled backend connection's receive low-water mark (`SO_RCVLOWAT`), which a response body
-//! raises while it gathers small frames.
+//! A connection's receive low-water mark (`SO_RCVLOWAT`), which a body arriving on it raises while
+//! it gathers small frames: a backend's response on a pooled connection, a client's request.
 //!
-//! Tokio watches sockets edge-triggered, and every piece a server writes makes an edge: a backend
+//! Tokio watches sockets edge-triggered, and every piece a peer writes makes an edge: a backend
 //! that writes 4 KiB at a time wakes the serving thread once per piece, even while nobody reads
-//! (a 256 MiB GET: some 40,000 wake-ups, most of the runner's CPU for it). With the mark raised, the
-//! kernel wakes no reader until that many bytes wait, so the pieces gather in the socket instead.
+//! (a 256 MiB GET: some 40,000 wake-ups, most of the runner's CPU for it), and so does a client
+//! whose upload trickles in. With the mark raised, the kernel wakes no reader until that many bytes
+//! wait, so the pieces gather in the socket instead.
 //! A mark above what the server will still send would stall the body, so [`crate::frames`] raises
 //! it only to what is left of a body that knows its length, only while its linger runs (which
 //! bounds any wait), and lowers it again before the body is handed on.
@@ -17,9 +18,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-/// The low-water mark of one connection's socket, shared by the connection and the bodies of the
-/// responses it carries (through the response's extensions). Setting it after the connection closed
-/// does nothing.
+/// The low-water mark of one connection's socket, shared by the connection and the bodies that
+/// arrive on it (through the extensions of the response or request). Setting it after the
+/// connection closed does nothing.
 #[derive(Clone)]
 pub struct LowWater(Arc<Mutex<Mark>>);
 
@@ -80,7 +81,7 @@ fn option(fd: RawFd, name: libc::c_int) -> Option<usize> {
     (done == 0).then(|| usize::try_from(value).ok()).flatten()
 }
 
-/// A backend TCP stream whose low-water mark its responses' bodies can set.
+/// A TCP stream whose low-water mark the bodies arriving on it can set.
 pub struct Watched {
     io: TokioIo<tokio::net::TcpStream>,
     low: LowWater,
@@ -92,6 +93,11 @@ impl Watched {
         let low = LowWater::of(io.inner().as_raw_fd());
         Watched { io, low }
     }
+
+    /// The stream's low-water mark.
+    pub fn low_water(&self) -> LowWater {
+        self.low.clone()
+    }
 }
 
 impl Drop for Watched {
@@ -102,6 +108,7 @@ impl Drop for Watched {
     }
 }
 
+/// A pooled client connection: its responses carry the mark in their extensions.
 impl Connection for Watched {
     fn connected(&self) -> Connected {
         self.io.connected().extra(self.low.clone())

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use wasmtime_wasi_http::io::TokioIo;
+use crate::low_water::Watched;
+use hyper_util::rt::TokioIo;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// The path the metrics are served at.
@@ -58,8 +59,12 @@ pub async fn serve_sockets(host: ComponentHost, sockets: Sockets, shutdown: impl
         async move {
             let metrics = host.metrics().clone();
             metrics.connections(1);
-            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let socket = Watched::new(TokioIo::new(socket));
+            let low = socket.low_water();
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 let host = host.clone();
+                // The request's body raises its socket's mark while it gathers small pieces.
+                req.extensions_mut().insert(low.clone());
                 async move {
                     if host.metrics_on_port && is_metrics_request(&req) {
                         return Ok(metrics_response(host.metrics()));
@@ -87,7 +92,7 @@ pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) {
                 Ok(text_response(404, "text/plain; charset=utf-8", format!("only GET {METRICS_PATH} is served here\n")))
             }
         });
-        connection(socket, service, stop)
+        connection(TokioIo::new(socket), service, stop)
     })
     .await
 }
@@ -121,12 +126,13 @@ where
 }
 
 /// One HTTP/1.1 connection; on `stop` it finishes the request in flight and closes.
-async fn connection<S>(socket: TcpStream, service: S, mut stop: watch::Receiver<bool>)
+async fn connection<I, S>(io: I, service: S, mut stop: watch::Receiver<bool>)
 where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
     S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<HyperOutgoingBody>>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(socket), service);
+    let conn = http1::Builder::new().keep_alive(true).serve_connection(io, service);
     tokio::pin!(conn);
     let mut stopping = false;
     loop {

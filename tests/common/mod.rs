@@ -287,6 +287,73 @@ pub fn s3_config(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_
         .http_client(aws_smithy_http_client::Builder::new().build_http())
 }
 
+/// One keep-alive HTTP/1.1 connection of a client that sets `TCP_NODELAY` and writes each request
+/// in one piece, as minio-go and the AWS SDKs do (anonymous: the proxy must allow it).
+pub struct Connection {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+    authority: String,
+}
+
+impl Connection {
+    pub async fn open(addr: SocketAddr) -> Connection {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the proxy");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        Connection { stream: tokio::io::BufReader::new(stream), authority: addr.to_string() }
+    }
+
+    /// The head of a request with a body of `length` bytes.
+    fn head(&self, method: &str, path: &str, length: usize) -> Vec<u8> {
+        format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {length}\r\n\r\n", self.authority).into_bytes()
+    }
+
+    /// Send one request and read its response; returns the status and body.
+    pub async fn exchange(&mut self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let mut request = self.head(method, path, body.len());
+        request.extend_from_slice(body);
+        self.stream.get_mut().write_all(&request).await.expect("write the request");
+        self.response(method).await
+    }
+
+    /// Send one request whose body trickles in: `piece` bytes at a time, `gap` apart (tokio's
+    /// timers round it up to a millisecond); then read the response.
+    pub async fn trickle(&mut self, method: &str, path: &str, body: &[u8], piece: usize, gap: std::time::Duration) -> (u16, Vec<u8>) {
+        let head = self.head(method, path, body.len());
+        self.stream.get_mut().write_all(&head).await.expect("write the request head");
+        for piece in body.chunks(piece) {
+            self.stream.get_mut().write_all(piece).await.expect("write a piece of the body");
+            tokio::time::sleep(gap).await;
+        }
+        self.response(method).await
+    }
+
+    /// The response to a request `method` sent: status and body, within 10 s.
+    async fn response(&mut self, method: &str) -> (u16, Vec<u8>) {
+        use tokio::io::AsyncBufReadExt;
+        let exchange = async {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).await.expect("read the status line");
+            let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+            let mut length = 0usize;
+            loop {
+                line.clear();
+                self.stream.read_line(&mut line).await.expect("read a header");
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().expect("a numeric Content-Length");
+                    }
+                }
+            }
+            let mut body = vec![0; if method == "HEAD" { 0 } else { length }];
+            self.stream.read_exact(&mut body).await.expect("read the body");
+            (status, body)
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), exchange).await.expect("the proxy answers within 10 s")
+    }
+}
+
 /// A response read off the wire.
 #[derive(Debug)]
 pub struct RawResponse {
