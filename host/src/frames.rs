@@ -9,7 +9,7 @@
 //! set (a backend's answer on a pooled connection, a client's request) does better: the linger
 //! raises the mark ([`crate::low_water`]), so the pieces gather without a wake-up each (which not
 //! reading alone does not spare: every piece still wakes the serving thread), and the body is read
-//! as soon as the rest of the frame is there rather than only when the linger is over.
+//! as soon as a whole joined frame is there rather than only when the linger is over.
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
@@ -58,7 +58,7 @@ enum Linger {
     /// Not begun (the frame has not yet come up short).
     Idle,
     /// `linger` runs; the inner body is not polled until it is over, unless the socket's mark is
-    /// raised (then the body wakes its reader only once the frame is complete).
+    /// raised (then the body wakes its reader only once a whole joined frame is there).
     Running,
     /// Over: read what has arrived meanwhile, then hand it on.
     Over,
@@ -87,11 +87,14 @@ impl<B: Body<Data = Bytes>> Joined<B> {
         self
     }
 
-    /// While the linger runs: wake no reader until the rest of the frame (or of the body) is there.
+    /// While the linger runs: wake no reader until a whole joined frame (or the rest of the body)
+    /// is there. The mark aims at [`GATHER_BYTES`], not [`LINGER_BYTES`]: with the linger's timer
+    /// bounding the wait either way, frames four times larger halved the runner's CPU for a body
+    /// sent in 4 KiB pieces (256 MiB GET from s3s-fs: 236-274 against 95-113 ms).
     fn raise(&self) {
         if let (Some(low), Some(left)) = (&self.low, self.inner.size_hint().exact()) {
             let left = usize::try_from(left).unwrap_or(usize::MAX);
-            low.set(LINGER_BYTES.saturating_sub(self.buffered()).min(left));
+            low.set(GATHER_BYTES.saturating_sub(self.buffered()).min(left));
         }
     }
 

@@ -6,7 +6,7 @@
 //! (a 256 MiB GET: some 40,000 wake-ups, most of the runner's CPU for it), and so does a client
 //! whose upload trickles in. With the mark raised, the kernel wakes no reader until that many bytes
 //! wait, so the pieces gather in the socket instead.
-//! A mark above what the server will still send would stall the body, so [`crate::frames`] raises
+//! A mark above what the peer will still send would stall the body, so [`crate::frames`] raises
 //! it only to what is left of a body that knows its length, only while its linger runs (which
 //! bounds any wait), and lowers it again before the body is handed on.
 
