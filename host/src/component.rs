@@ -1,6 +1,6 @@
 //! Runs the real `.wasm` component the way Spin does: wasmtime + wasi:http, Spin variables, one
-//! instance per request, served over HTTP/1.1 with hyper; outbound plain-HTTP connections are pooled
-//! across requests, as Spin's outbound HTTP pools them; the Spin key-value store `default` lives in
+//! instance per request, served over HTTP/1.1 with hyper; outbound connections (plain HTTP and
+//! HTTPS) are pooled across requests, as Spin's outbound HTTP pools them; the Spin key-value store `default` lives in
 //! memory for as long as the host runs.
 
 use crate::frames::Joined;
@@ -253,7 +253,7 @@ impl ComponentHost {
             variables: Arc::new(variables),
             key_values: KeyValues::default(),
             stats: Arc::default(),
-            outbound: Outbound::new(observer.clone(), true),
+            outbound: Outbound::new(observer.clone(), true, crate::tls::client_config(&[])?),
             observer,
             metrics_on_port: true,
             nodelay: true,
@@ -279,9 +279,7 @@ impl ComponentHost {
     /// The same host with an outbound connection pool of its own (a serving thread's: a pooled
     /// connection is driven by a task on the runtime that opened it).
     pub fn with_own_pool(&self) -> ComponentHost {
-        let mut outbound = Outbound::new(self.observer.clone(), self.nodelay);
-        outbound.tls = self.outbound.tls.clone();
-        ComponentHost { outbound, ..self.clone() }
+        ComponentHost { outbound: self.outbound.own_pools(self.nodelay), ..self.clone() }
     }
 
     /// Run at most `pool.instances` instances at once (give the engine the same pool, see
@@ -294,7 +292,7 @@ impl ComponentHost {
 
     /// Trust these CA certificates (DER) for HTTPS backends, besides the public web PKI.
     pub fn with_ca_roots(mut self, roots: &[Vec<u8>]) -> anyhow::Result<ComponentHost> {
-        self.outbound.tls = Some(crate::tls::client_config(roots)?);
+        self.outbound = Outbound::new(self.observer.clone(), self.nodelay, crate::tls::client_config(roots)?);
         Ok(self)
     }
 

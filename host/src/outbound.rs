@@ -1,5 +1,6 @@
-//! Outbound wasi:http as Spin does it: pooled plain-HTTP connections, HTTPS with operator roots, and
-//! the guest's request options (connect, first-byte and between-bytes timeouts) honoured on both.
+//! Outbound wasi:http as Spin does it: pooled connections, plain HTTP and HTTPS (verified against
+//! the web PKI plus any roots the operator trusts, see [`crate::tls`]), and the guest's request
+//! options (connect, first-byte and between-bytes timeouts) honoured on both.
 
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -47,12 +48,20 @@ tokio::task_local! {
 #[derive(Clone)]
 struct TimedConnector(HttpConnector);
 
+/// The connect timeout of the request a pooled client is opening a connection for (read inside the
+/// request's task: the pool may finish the connect in the background).
+pub(crate) fn connect_limit() -> Duration {
+    CONNECT_TIMEOUT.try_with(|d| *d).unwrap_or(DEFAULT_TIMEOUT)
+}
+
 /// Why a pooled connection could not be opened (each maps to one wasi:http error variant, which
 /// the guest receives unchanged: `Error::ConnectionTimeout` is `error-code.connection-timeout`).
 #[derive(Debug)]
-enum ConnectFailure {
+pub(crate) enum ConnectFailure {
     TimedOut,
     Refused(Box<dyn std::error::Error + Send + Sync>),
+    /// The TLS handshake failed (an untrusted or mismatched certificate, most often).
+    Tls,
 }
 
 impl std::fmt::Display for ConnectFailure {
@@ -60,6 +69,7 @@ impl std::fmt::Display for ConnectFailure {
         match self {
             ConnectFailure::TimedOut => write!(f, "connect timed out"),
             ConnectFailure::Refused(e) => write!(f, "cannot connect: {e}"),
+            ConnectFailure::Tls => write!(f, "the TLS handshake failed"),
         }
     }
 }
@@ -78,8 +88,7 @@ impl tower_service::Service<http::Uri> for TimedConnector {
     }
 
     fn call(&mut self, uri: http::Uri) -> Connecting {
-        // Read here, inside the request's task: the pool may finish the connect in the background.
-        let limit = CONNECT_TIMEOUT.try_with(|d| *d).unwrap_or(DEFAULT_TIMEOUT);
+        let limit = connect_limit();
         let connecting = self.0.call(uri);
         Box::pin(async move {
             match tokio::time::timeout(limit, connecting).await {
@@ -90,33 +99,43 @@ impl tower_service::Service<http::Uri> for TimedConnector {
     }
 }
 
-/// Outbound wasi:http: plain-HTTP requests share one pooled hyper client (keep-alive connections are
-/// reused across requests and instances); HTTPS with operator roots opens a verified TLS connection
-/// per request; other HTTPS takes wasmtime-wasi-http's default path.
+/// Outbound wasi:http: plain-HTTP and HTTPS requests each share one pooled hyper client (keep-alive
+/// connections are reused across requests and instances, as Spin reuses them); any other scheme
+/// takes wasmtime-wasi-http's default path.
 #[derive(Clone)]
 pub struct Outbound {
     client: hyper_util::client::legacy::Client<TimedConnector, WasiBody>,
-    /// HTTPS trusting extra roots (a private CA), when the operator gave some; else the default path.
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    https: hyper_util::client::legacy::Client<crate::tls::Connector, WasiBody>,
+    /// What HTTPS connections are verified with: the web PKI, plus any roots the operator trusts.
+    tls: Arc<rustls::ClientConfig>,
     /// Records each call in the request's metrics.
     pub(crate) observer: crate::observe::Observer,
-    /// Whether connections set `TCP_NODELAY` (Spin's never do).
-    pub(crate) nodelay: bool,
 }
 
 impl Outbound {
-    /// A client with an empty pool, recording its calls with `observer`.
-    pub fn new(observer: crate::observe::Observer, nodelay: bool) -> Outbound {
+    /// Clients with empty pools, HTTPS verified with `tls`, recording their calls with `observer`;
+    /// `nodelay`: whether their connections set `TCP_NODELAY` (Spin's never do).
+    pub fn new(observer: crate::observe::Observer, nodelay: bool, tls: Arc<rustls::ClientConfig>) -> Outbound {
         let mut connector = HttpConnector::new();
         // Without it, a request whose head and body leave in separate writes waits on a delayed ACK.
         connector.set_nodelay(nodelay);
         connector.set_connect_timeout(None);
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            // Under the idle timeouts of common S3 servers, so a pooled connection is rarely reused
-            // just as the server closes it.
-            .pool_idle_timeout(Duration::from_secs(15))
-            .build(TimedConnector(connector));
-        Outbound { client, tls: None, observer, nodelay }
+        // Under the idle timeouts of common S3 servers, so a pooled connection is rarely reused
+        // just as the server closes it.
+        let builder = || {
+            let mut builder = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+            builder.pool_idle_timeout(Duration::from_secs(15));
+            builder
+        };
+        let client = builder().build(TimedConnector(connector));
+        let https = builder().build(crate::tls::Connector::new(tls.clone(), nodelay));
+        Outbound { client, https, tls, observer }
+    }
+
+    /// The same clients with empty pools of their own (a serving thread's: a pooled connection is
+    /// driven by a task on the runtime that opened it), setting `TCP_NODELAY` or not.
+    pub(crate) fn own_pools(&self, nodelay: bool) -> Outbound {
+        Outbound::new(self.observer.clone(), nodelay, self.tls.clone())
     }
 
     /// The same client (and pool), recording its calls with `observer`.
@@ -143,29 +162,27 @@ impl WasiHttpHooks for Outbound {
 }
 
 impl Outbound {
-    /// Send one outbound request: pooled plain HTTP, HTTPS with the operator's roots, or the default path.
+    /// Send one outbound request: pooled plain HTTP or HTTPS, or the default path.
     fn send(&mut self, request: hyper::Request<WasiBody>, options: Option<RequestOptions>) -> Box<dyn Future<Output = SendResult> + Send> {
         let limits = Limits::from_options(options);
-        let nodelay = self.nodelay;
-        if let Some(config) = self.tls.clone().filter(|_| request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)) {
-            return Box::new(async move {
-                let (response, io) = crate::tls::send(config, request, limits, nodelay).await?;
-                Ok((idle_limited(response, limits.between_bytes), io))
-            });
-        }
-        if request.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
+        let scheme = request.uri().scheme();
+        let pooled = if scheme == Some(&http::uri::Scheme::HTTP) {
+            self.client.request(request)
+        } else if scheme == Some(&http::uri::Scheme::HTTPS) {
+            self.https.request(request)
+        } else {
             // wasmtime-wasi-http's default path applies all three options itself.
             return Box::new(async move {
                 let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
                 Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
             });
-        }
-        let client = self.client.clone();
+        };
         Box::new(async move {
-            let response = first_byte_within(limits.first_byte, CONNECT_TIMEOUT.scope(limits.connect, client.request(request)))
+            let response = first_byte_within(limits.first_byte, CONNECT_TIMEOUT.scope(limits.connect, pooled))
                 .await?
                 .map_err(pooled_error)?;
-            // Frames that have already arrived cross into the component as one read.
+            // Frames that have already arrived cross into the component as one read; on a plain
+            // connection, gathering them raises its socket's low-water mark (crate::low_water).
             let low = response.extensions().get::<LowWater>().cloned();
             let response = response.map(|body| crate::frames::Joined::arrived(body).on_socket(low).map_err(Error::from).boxed_unsync());
             // The pool's own task drives the connection: there is no per-request I/O future.
@@ -207,6 +224,7 @@ fn connect_error(failure: &ConnectFailure) -> Error {
     match failure {
         ConnectFailure::TimedOut => Error::ConnectionTimeout,
         ConnectFailure::Refused(_) => Error::ConnectionRefused,
+        ConnectFailure::Tls => Error::TlsCertificateError,
     }
 }
 
@@ -283,13 +301,17 @@ mod tests {
         })
     }
 
+    fn plain() -> Outbound {
+        Outbound::new(crate::observe::Observer::new(Default::default()), true, crate::tls::client_config(&[]).unwrap())
+    }
+
     fn get(addr: std::net::SocketAddr) -> hyper::Request<WasiBody> {
         let body = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
         hyper::Request::get(format!("http://{addr}/x")).body(body).unwrap()
     }
 
     async fn send(addr: std::net::SocketAddr, options: Option<RequestOptions>) -> SendResult {
-        let mut outbound = Outbound::new(crate::observe::Observer::new(Default::default()), true);
+        let mut outbound = plain();
         Pin::from(outbound.send_request(get(addr), options, Box::new(async { Ok(()) }))).await
     }
 
@@ -327,6 +349,7 @@ mod tests {
         assert!(matches!(connect_error(&ConnectFailure::TimedOut), Error::ConnectionTimeout));
         let refused = ConnectFailure::Refused(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
         assert!(matches!(connect_error(&refused), Error::ConnectionRefused));
+        assert!(matches!(connect_error(&ConnectFailure::Tls), Error::TlsCertificateError));
     }
 
     #[tokio::test]
@@ -433,7 +456,7 @@ mod tests {
     async fn a_body_in_small_pieces_gathers_in_the_socket_and_leaves_its_connection_ready_for_any_byte() {
         let len = 300_000; // not a multiple of 4 KiB: the last piece is short
         let addr = piecemeal_server(len);
-        let mut outbound = Outbound::new(crate::observe::Observer::new(Default::default()), true);
+        let mut outbound = plain();
         let call = |outbound: &mut Outbound| Pin::from(outbound.send_request(get(addr), options(1000, 2000, 2000), Box::new(async { Ok(()) })));
         let (response, _) = call(&mut outbound).await.ok().unwrap();
         let low = response.extensions().get::<LowWater>().cloned().expect("a pooled plain-HTTP answer carries its socket's mark");
@@ -453,6 +476,55 @@ mod tests {
         let (response, _) = call(&mut outbound).await.ok().unwrap();
         assert_eq!(response.into_body().collect().await.ok().unwrap().to_bytes().as_ref(), b"ok");
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+
+    /// An HTTPS server (the test certificate for 127.0.0.1) that answers every request `ok` and
+    /// counts the connections it accepted.
+    async fn https_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let data = |name: &str| std::fs::read(format!("{}/../tests/data/tls/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let acceptor = crate::tls::acceptor(&[data("server.der")], &data("server.key.der")).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(socket).await else { return };
+                    let ok = hyper::service::service_fn(|_| async { Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"ok")))) });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), ok).await;
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn https_get(addr: std::net::SocketAddr) -> hyper::Request<WasiBody> {
+        let body = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
+        hyper::Request::get(format!("https://{addr}/x")).body(body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn https_connections_are_verified_and_reused_across_requests() {
+        let (addr, accepted) = https_server().await;
+        let ca = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/tls/ca.der")).unwrap();
+        let mut outbound = Outbound::new(crate::observe::Observer::new(Default::default()), true, crate::tls::client_config(&[ca]).unwrap());
+        for _ in 0..3 {
+            let sent = Pin::from(outbound.send_request(https_get(addr), options(1000, 1000, 1000), Box::new(async { Ok(()) }))).await;
+            let Ok((response, _)) = sent else { panic!("no verified HTTPS answer") };
+            assert_eq!(response.into_body().collect().await.ok().unwrap().to_bytes().as_ref(), b"ok");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "one TLS connection for three requests");
+    }
+
+    #[tokio::test]
+    async fn an_https_server_with_an_untrusted_certificate_is_a_tls_error() {
+        let (addr, _) = https_server().await;
+        let mut outbound = plain();
+        let sent = Pin::from(outbound.send_request(https_get(addr), options(1000, 1000, 1000), Box::new(async { Ok(()) }))).await;
+        assert!(matches!(sent.err(), Some(Error::TlsCertificateError)));
     }
 
     #[tokio::test]

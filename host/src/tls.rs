@@ -1,13 +1,17 @@
-//! HTTPS to backends with operator-supplied trust roots (e.g. a private CA), on top of the public
-//! web PKI roots: one TLS connection per request, verified against those roots and the host name,
-//! within the request's connect and first-byte timeouts.
+//! TLS: the pooled HTTPS client's connector (connections verified against the public web PKI roots
+//! plus any the operator trusts, e.g. a private CA, and the host name; kept and reused across
+//! requests and instances, as Spin pools its outbound HTTPS), and serving over HTTPS for tests.
 
+use crate::outbound::ConnectFailure;
 use anyhow::Context as _;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
-use wasmtime_wasi_http::io::TokioIo;
-use wasmtime_wasi_http::WasiBody;
+use std::task::{Context, Poll};
 
 /// A rustls client configuration trusting the web PKI plus `extra_roots` (DER certificates).
 pub fn client_config(extra_roots: &[Vec<u8>]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
@@ -40,68 +44,90 @@ pub fn load_roots(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-type IoFuture = Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
-
-/// Send one request over a fresh TLS connection verified with `config`; connecting (TCP and TLS)
-/// within `limits.connect` (else `ConnectionTimeout`), the response head within `limits.first_byte`
-/// (else `ConnectionReadTimeout`); `nodelay`: whether the connection sets `TCP_NODELAY`. The caller
-/// bounds the body's pauses.
-pub async fn send(
+/// The pooled HTTPS client's connector: TCP as for plain HTTP, then a TLS handshake verified with
+/// `config` and the URI's host, both within the request's connect timeout.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    tcp: HttpConnector,
     config: Arc<rustls::ClientConfig>,
-    request: hyper::Request<WasiBody>,
-    limits: crate::outbound::Limits,
-    nodelay: bool,
-) -> wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, IoFuture)> {
-    use wasmtime_wasi_http::Error;
-    let uri = request.uri().clone();
-    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
-    let port = uri.port_u16().unwrap_or(443);
-    let connecting = connect(config, &host, port, nodelay);
-    let stream = tokio::time::timeout(limits.connect, connecting).await.map_err(|_| Error::ConnectionTimeout)??;
-    crate::outbound::first_byte_within(limits.first_byte, exchange(stream, request, uri)).await?
 }
 
-/// A verified TLS connection to `host:port`.
-async fn connect(
-    config: Arc<rustls::ClientConfig>,
-    host: &str,
-    port: u16,
-    nodelay: bool,
-) -> wasmtime_wasi_http::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    use wasmtime_wasi_http::Error;
-    let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(|_| Error::ConnectionRefused)?;
-    let _ = tcp.set_nodelay(nodelay);
-    let name = ServerName::try_from(host.to_string()).map_err(|_| Error::TlsCertificateError)?;
-    tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
-        eprintln!("tempo-s3-shard host: TLS to {host}:{port} failed: {e} (is its CA trusted? see --ca-cert)");
-        Error::TlsCertificateError
-    })
-}
-
-/// One HTTP/1.1 request and its response head over `stream`.
-async fn exchange(
-    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-    request: hyper::Request<WasiBody>,
-    uri: http::Uri,
-) -> wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, IoFuture)> {
-    use http_body_util::BodyExt;
-    use wasmtime_wasi_http::Error;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|_| Error::HttpProtocolError)?;
-    let io: IoFuture = Box::new(async move { conn.await.map_err(|_| Error::HttpProtocolError) });
-    // Origin-form request target over the connection.
-    let mut request = request;
-    if let Some(pq) = uri.path_and_query() {
-        *request.uri_mut() = pq.as_str().parse().map_err(|_| Error::HttpProtocolError)?;
+impl Connector {
+    /// Connections verified with `config`; `nodelay`: whether they set `TCP_NODELAY`.
+    pub(crate) fn new(config: Arc<rustls::ClientConfig>, nodelay: bool) -> Connector {
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(nodelay);
+        tcp.set_connect_timeout(None);
+        Connector { tcp, config }
     }
-    let (io_task, response) = {
-        let handle = tokio::spawn(Box::into_pin(io));
-        let response = sender.send_request(request).await.map_err(|_| Error::HttpProtocolError)?;
-        (handle, response)
-    };
-    let io: IoFuture = Box::new(async move { io_task.await.unwrap_or(Ok(())) });
-    Ok((response.map(|b| b.map_err(Error::from).boxed_unsync()), io))
+}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<Tls, ConnectFailure>> + Send>>;
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = Tls;
+    type Error = ConnectFailure;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectFailure>> {
+        self.tcp.poll_ready(cx).map_err(|e| ConnectFailure::Refused(Box::new(e)))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Connecting {
+        let limit = crate::outbound::connect_limit();
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+        let (connecting, config) = (self.tcp.call(uri), self.config.clone());
+        Box::pin(async move {
+            let handshake = async {
+                let tcp = connecting.await.map_err(|e| ConnectFailure::Refused(Box::new(e)))?.into_inner();
+                let name = ServerName::try_from(host.clone()).map_err(|_| ConnectFailure::Tls)?;
+                let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
+                    eprintln!("tempo-s3-shard host: TLS to {host} failed: {e} (is its CA trusted? see --ca-cert)");
+                    ConnectFailure::Tls
+                })?;
+                Ok(Tls(TokioIo::new(stream)))
+            };
+            tokio::time::timeout(limit, handshake).await.unwrap_or(Err(ConnectFailure::TimedOut))
+        })
+    }
+}
+
+/// A pooled client's TLS connection.
+pub(crate) struct Tls(TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>);
+
+impl Connection for Tls {
+    fn connected(&self) -> Connected {
+        self.0.inner().get_ref().0.connected()
+    }
+}
+
+impl hyper::rt::Read for Tls {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: hyper::rt::ReadBufCursor<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Tls {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }
 
 /// A TLS acceptor serving the certificate `chain` with its PKCS#8 `key` (DER).
