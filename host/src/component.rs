@@ -1,7 +1,7 @@
 //! Runs the real `.wasm` component the way Spin does: wasmtime + wasi:http, Spin variables, one
 //! instance per request, served over HTTP/1.1 with hyper; outbound connections (plain HTTP and
-//! HTTPS) are pooled across requests, as Spin's outbound HTTP pools them; the Spin key-value store `default` lives in
-//! memory for as long as the host runs.
+//! HTTPS) are pooled across requests, as Spin's outbound HTTP pools them; the Spin key-value store
+//! `default` lives in memory for as long as the host runs.
 
 use crate::frames::Joined;
 use anyhow::{anyhow, Context as _};

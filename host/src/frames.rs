@@ -98,13 +98,6 @@ impl<B: Body<Data = Bytes>> Joined<B> {
         }
     }
 
-    /// Outside the linger: wake a reader for any byte.
-    fn lower(&self) {
-        if let Some(low) = &self.low {
-            low.set(1);
-        }
-    }
-
     fn buffered(&self) -> usize {
         if self.joined.is_empty() {
             self.first.as_ref().map_or(0, Bytes::len)
@@ -165,12 +158,19 @@ impl<B: Body<Data = Bytes>> Joined<B> {
     }
 }
 
-impl<B: Body> Drop for Joined<B> {
-    fn drop(&mut self) {
-        // A connection that goes back to its pool must wake its next reader for any byte.
+impl<B: Body> Joined<B> {
+    /// Outside the linger: wake a reader for any byte.
+    fn lower(&self) {
         if let Some(low) = &self.low {
             low.set(1);
         }
+    }
+}
+
+impl<B: Body> Drop for Joined<B> {
+    fn drop(&mut self) {
+        // A connection that goes back to its pool must wake its next reader for any byte.
+        self.lower();
     }
 }
 
