@@ -38,7 +38,7 @@ options:
   --instance-wait SECS how long a request waits for a free instance before 503 SlowDown (default 1;
                        env TEMPO_S3_SHARD_INSTANCE_WAIT)
   --quick              bench: shorter runs and 256 MiB instead of 1 GiB large objects
-  --only 1,3,4,5       bench: only these scenario groups (1-2 small objects, 3 large, 4 LIST, 5 fixed work)
+  --only 1,3,4,5,7     bench: only these scenario groups (1-2 small objects, 3 large, 4 LIST, 5 fixed work, 7 HTTPS backend)
   --seed-bin FILE      bench: also measure the original Go proxy (this binary, started per backend
                        with a generated config.json); this project then serves anonymous requests too
   --rounds N           bench: alternate the targets N times per row (each round as long as by default)

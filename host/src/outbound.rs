@@ -57,7 +57,7 @@ pub(crate) fn connect_limit() -> Duration {
 /// Why a pooled connection could not be opened (each maps to one wasi:http error variant, which
 /// the guest receives unchanged: `Error::ConnectionTimeout` is `error-code.connection-timeout`).
 #[derive(Debug)]
-pub(crate) enum ConnectFailure {
+pub enum ConnectFailure {
     TimedOut,
     Refused(Box<dyn std::error::Error + Send + Sync>),
     /// The TLS handshake failed (an untrusted or mismatched certificate, most often).

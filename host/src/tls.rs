@@ -45,16 +45,17 @@ pub fn load_roots(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
 }
 
 /// The pooled HTTPS client's connector: TCP as for plain HTTP, then a TLS handshake verified with
-/// `config` and the URI's host, both within the request's connect timeout.
+/// `config` and the URI's host, both within the request's connect timeout. (The bench's client
+/// uses it too, to reach an HTTPS backend directly.)
 #[derive(Clone)]
-pub(crate) struct Connector {
+pub struct Connector {
     tcp: HttpConnector,
     config: Arc<rustls::ClientConfig>,
 }
 
 impl Connector {
     /// Connections verified with `config`; `nodelay`: whether they set `TCP_NODELAY`.
-    pub(crate) fn new(config: Arc<rustls::ClientConfig>, nodelay: bool) -> Connector {
+    pub fn new(config: Arc<rustls::ClientConfig>, nodelay: bool) -> Connector {
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(nodelay);
@@ -94,7 +95,7 @@ impl tower_service::Service<http::Uri> for Connector {
 }
 
 /// A pooled client's TLS connection.
-pub(crate) struct Tls(TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>);
+pub struct Tls(TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>);
 
 impl Connection for Tls {
     fn connected(&self) -> Connected {

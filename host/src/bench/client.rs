@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Frame, SizeHint};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -19,18 +19,40 @@ use tempo_s3_shard_core::sigv4::sign::{self, SignRequest};
 use tempo_s3_shard_core::{clock, codec, sigv4};
 use tempo_s3_shard_core::testing::Rng;
 use tempo_s3_shard_host::backends::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+use tempo_s3_shard_host::tls;
 
 pub const VIRTUAL_BUCKET: &str = "proxy-bucket";
 pub const REGION: &str = "us-east-1";
 
 pub type ReqBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-pub type HttpClient = Client<HttpConnector, ReqBody>;
+/// The bench's client: pooled, setting `TCP_NODELAY` as minio-go and the AWS SDKs do, speaking
+/// HTTPS (trusting the test CA of tests/data/tls) to an `https://` URI and plain HTTP otherwise.
+#[derive(Clone)]
+pub struct HttpClient {
+    plain: Client<HttpConnector, ReqBody>,
+    https: Client<tls::Connector, ReqBody>,
+}
 
-/// A pooling client that sets `TCP_NODELAY`, as minio-go and the AWS SDKs do.
-pub fn http_client() -> HttpClient {
+impl HttpClient {
+    /// Send `req` over the pool of its scheme.
+    pub fn request(&self, req: hyper::Request<ReqBody>) -> ResponseFuture {
+        match req.uri().scheme_str() {
+            Some("https") => self.https.request(req),
+            _ => self.plain.request(req),
+        }
+    }
+}
+
+/// The bench's client, its HTTPS connections verified with `tls_config`.
+pub fn http_client(tls_config: Arc<rustls::ClientConfig>) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector)
+    let builder = || {
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(Duration::from_secs(30));
+        builder
+    };
+    HttpClient { plain: builder().build(connector), https: builder().build(tls::Connector::new(tls_config, true)) }
 }
 
 /// Where a request goes.
@@ -54,6 +76,8 @@ pub struct Dest {
     pub direct_bucket: String,
     /// Send requests unsigned (to proxies serving anonymous clients).
     pub anonymous: bool,
+    /// Speak HTTPS (to a backend serving it).
+    pub https: bool,
 }
 
 impl Dest {
@@ -63,6 +87,11 @@ impl Dest {
             Target::Direct => self.ring.owner(key).to_string(),
             Target::Go | Target::Proxy => VIRTUAL_BUCKET.to_string(),
         }
+    }
+
+    /// The scheme and authority requests go to.
+    pub fn origin(&self) -> (&str, &str) {
+        (if self.https { "https" } else { "http" }, &self.authority)
     }
 
     fn bucket_level(&self) -> String {
@@ -83,7 +112,7 @@ impl Dest {
     }
 
     fn request(&self, method: &str, bucket: &str, key: Option<&str>, query: &[(&str, &str)], body: Option<(u64, ReqBody)>) -> hyper::Request<ReqBody> {
-        let mut req = sign(method, &self.authority, bucket, key, query, body);
+        let mut req = sign(method, self.origin(), bucket, key, query, body);
         if self.anonymous {
             req.headers_mut().remove("authorization");
         }
@@ -95,7 +124,7 @@ impl Dest {
 /// Bodies are sent as UNSIGNED-PAYLOAD, as the SDKs do over TLS, so neither side hashes them.
 pub fn sign(
     method: &str,
-    authority: &str,
+    (scheme, authority): (&str, &str),
     bucket: &str,
     key: Option<&str>,
     query: &[(&str, &str)],
@@ -128,7 +157,7 @@ pub fn sign(
         service: "s3",
         amz_date: &amz_date,
     });
-    let mut builder = hyper::Request::builder().method(method).uri(format!("http://{authority}{path_and_query}"));
+    let mut builder = hyper::Request::builder().method(method).uri(format!("{scheme}://{authority}{path_and_query}"));
     for (n, v) in &headers {
         builder = builder.header(n, v);
     }
@@ -271,7 +300,7 @@ impl Op {
             Op::List if dest.target == Target::Go => dest.bucket_request("GET", &[]),
             Op::List => dest.bucket_request("GET", &[("list-type", "2")]),
             // An operator endpoint: always signed.
-            Op::Locate(key) => sign("GET", &dest.authority, "_tempo-s3-shard", Some("locate"), &[("key", key)], None),
+            Op::Locate(key) => sign("GET", dest.origin(), "_tempo-s3-shard", Some("locate"), &[("key", key)], None),
         }
     }
 }

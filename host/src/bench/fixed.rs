@@ -5,7 +5,7 @@ use super::client::{self, Op, Target, REGION};
 use tempo_s3_shard_host::backends::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use super::measure::{round, time_per_call, Figures};
 use super::report::{us, Row};
-use super::{bucket_names, Bench};
+use super::{bucket_names, Bench, Wire};
 use anyhow::bail;
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -66,14 +66,14 @@ impl Bench {
             }
         }
         // Signing a backend request, and verifying a client's, as the proxy does once each per request.
-        let req = client::sign("GET", "127.0.0.1:9000", "bench-shard-01", Some("single-tenant/block/data.parquet"), &[], None);
+        let req = client::sign("GET", ("http", "127.0.0.1:9000"), "bench-shard-01", Some("single-tenant/block/data.parquet"), &[], None);
         let headers: Vec<(String, String)> = req
             .headers()
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
             .collect();
         let signing = time_per_call(5000, || {
-            std::hint::black_box(client::sign("GET", "127.0.0.1:9000", "bench-shard-01", Some("single-tenant/block/data.parquet"), &[], None));
+            std::hint::black_box(client::sign("GET", ("http", "127.0.0.1:9000"), "bench-shard-01", Some("single-tenant/block/data.parquet"), &[], None));
         });
         let inbound = sigv4::InboundRequest {
             method: "GET",
@@ -95,7 +95,7 @@ impl Bench {
         // Wasm: the same work inside the component, seen end to end.
         let mut instantiate = 0.0;
         for n in [3usize, 16, 64] {
-            let setup = self.setup(&bucket_names(n), &[], None, false).await?;
+            let setup = self.setup(&bucket_names(n), &[], None, false, Wire::Http).await?;
             if n == 3 {
                 let host = setup.host.clone();
                 host.instantiate_only().await?;

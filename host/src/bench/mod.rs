@@ -48,7 +48,8 @@ const PROXY_THREADS: &str = "bench-proxy";
 pub struct Options {
     /// Shorter runs and 256 MiB instead of 1 GiB large objects.
     pub quick: bool,
-    /// The scenario groups to run (1-2 small objects, 3 large, 4 list, 5 fixed work), or all.
+    /// The scenario groups to run (1-2 small objects, 3 large, 4 list, 5 fixed work, 7 an HTTPS
+    /// backend), or all.
     pub only: Option<String>,
     /// Run the component host with Spin's sockets (no `TCP_NODELAY`).
     pub spin_sockets: bool,
@@ -102,16 +103,18 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let _cleanup = RemoveOnDrop(data.clone());
     let split = if options.backend_cores { Some(split_cores()?) } else { None };
     let backend_runtime = BackendRuntime::new(cores::backend_runtime(split.as_ref().map(|s| s.backend.as_slice()))?);
+    let tls = TestTls::load()?;
     let mut bench = Bench {
         engine: component::engine()?,
         wasm: wasm.clone(),
         data,
-        client: http_client(),
+        client: http_client(tempo_s3_shard_host::tls::client_config(std::slice::from_ref(&tls.ca))?),
         budget: Budget::new(options.quick, options.rounds),
         seq: 0,
         spin_sockets: options.spin_sockets,
         seed_bin: options.seed_bin.clone(),
         backend_runtime,
+        tls,
     };
     print_preamble(&bench, options, split.as_ref());
 
@@ -145,6 +148,15 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     println!("\n== 6. component size\n{}: {size} bytes ({:.2} MiB)", wasm.display(), size as f64 / MIB);
     report.insert("wasm_bytes".into(), json!(size));
 
+    let (https_small, https_large) = if wanted("7") { bench.https_backend().await? } else { (Vec::new(), Vec::new()) };
+    report.insert(
+        "https_backend".into(),
+        json!({"small_objects": https_small.iter().map(SmallRow::json).collect::<Vec<_>>(),
+               "large_objects": https_large.iter().map(LargeRow::json).collect::<Vec<_>>()}),
+    );
+
+    let small: Vec<SmallRow> = small.into_iter().chain(https_small).collect();
+    let large: Vec<LargeRow> = large.into_iter().chain(https_large).collect();
     let goals = goals::goals(&small, &large, &list, &fixed, size);
     goals::print_goals(&goals);
     report.insert("goals".into(), Value::Array(goals.iter().map(Goal::json).collect()));
@@ -238,6 +250,34 @@ struct Bench {
     seed_bin: Option<PathBuf>,
     /// Where the backends run (on their own cores with `--backend-cores`).
     backend_runtime: BackendRuntime,
+    /// What an HTTPS backend serves and its clients trust.
+    tls: TestTls,
+}
+
+/// How the backend is reached: as most benchmarks run, or as AWS S3 is (its clients, the direct
+/// target included, then speak TLS to it; the proxies' own clients still speak plain HTTP).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Http,
+    Https,
+}
+
+/// The test CA and the certificate for 127.0.0.1 it signed (tests/data/tls, test-only material).
+struct TestTls {
+    /// The CA certificate (DER), and its PEM file (the Go proxy reads it through `SSL_CERT_FILE`).
+    ca: Vec<u8>,
+    ca_pem: PathBuf,
+    /// The server certificate and its PKCS#8 key (DER).
+    server: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl TestTls {
+    fn load() -> anyhow::Result<TestTls> {
+        let dir = wasm::workspace_dir().join("tests/data/tls");
+        let read = |name: &str| std::fs::read(dir.join(name)).with_context(|| format!("cannot read {}", dir.join(name).display()));
+        Ok(TestTls { ca: read("ca.der")?, ca_pem: dir.join("ca.pem"), server: read("server.der")?, key: read("server.key.der")? })
+    }
 }
 
 /// A backend, this project's proxy in front of it (on a runtime of its own), and the Go proxy.
@@ -253,6 +293,7 @@ struct Setup {
     host: ComponentHost,
     direct_bucket: String,
     anonymous: bool,
+    wire: Wire,
 }
 
 impl Drop for Setup {
@@ -269,7 +310,8 @@ impl Setup {
             Target::Proxy => self.proxy.to_string(),
         };
         let anonymous = self.anonymous && target != Target::Direct;
-        Dest { authority, target, ring: self.ring.clone(), direct_bucket: self.direct_bucket.clone(), anonymous }
+        let https = self.wire == Wire::Https && target == Target::Direct;
+        Dest { authority, target, ring: self.ring.clone(), direct_bucket: self.direct_bucket.clone(), anonymous, https }
     }
 
     /// The targets of a comparison: direct, the Go proxy when there is one, ours.
@@ -295,13 +337,14 @@ impl Bench {
         self.seed_bin.is_some()
     }
 
-    /// A backend holding `buckets` (plus `extra` buckets the proxies do not know), and the proxies
-    /// (the Go proxy only with `go`, and when the run has one).
-    async fn setup(&mut self, buckets: &[String], extra: &[String], latency: Option<Duration>, go: bool) -> anyhow::Result<Setup> {
+    /// A backend holding `buckets` (plus `extra` buckets the proxies do not know), reached over
+    /// `wire`, and the proxies (the Go proxy only with `go`, and when the run has one).
+    async fn setup(&mut self, buckets: &[String], extra: &[String], latency: Option<Duration>, go: bool, wire: Wire) -> anyhow::Result<Setup> {
         let go_bin = self.seed_bin.clone().filter(|_| go);
         self.seq += 1;
         let dir = self.data.join(format!("backend-{}", self.seq));
-        let opts = BackendOptions { latency, min_frame: Some(NETWORK_FRAME), ..BackendOptions::default() };
+        let tls = (wire == Wire::Https).then(|| (vec![self.tls.server.clone()], self.tls.key.clone()));
+        let opts = BackendOptions { latency, min_frame: Some(NETWORK_FRAME), tls, ..BackendOptions::default() };
         let all: Vec<String> = buckets.iter().chain(extra).cloned().collect();
         let backend_dir = dir.clone();
         let backend = self.backend_runtime.handle.spawn(async move { S3Backend::start(&backend_dir, &all, opts).await }).await??;
@@ -312,18 +355,21 @@ impl Bench {
             variables.insert("allow_anonymous".into(), "true".into());
         }
         // The per-request access log is dropped rather than printed over the tables.
-        let host = ComponentHost::load(&self.engine, &self.wasm, variables)?.without_stdout().spin_sockets(self.spin_sockets);
+        let host = ComponentHost::load(&self.engine, &self.wasm, variables)?
+            .without_stdout()
+            .spin_sockets(self.spin_sockets)
+            .with_ca_roots(std::slice::from_ref(&self.tls.ca))?;
         let stats = host.stats().clone();
         let server = Threads::bind(&host, SocketAddr::from(([127, 0, 0, 1], 0)), threads::per_core(), PROXY_THREADS)?;
         let proxy = server.addr();
         let go = match &go_bin {
-            Some(bin) => Some(seed::GoProxy::start(bin, &dir, &backend.endpoint(), buckets).await?),
+            Some(bin) => Some(seed::GoProxy::start(bin, &dir, &backend.endpoint(), buckets, &self.tls.ca_pem).await?),
             None => None,
         };
         let direct_bucket = extra.first().or(buckets.first()).cloned().unwrap_or_default();
         let ring = Arc::new(Ring::new(buckets));
         let anonymous = go.is_some();
-        Ok(Setup { backend, proxy, _server: server, go, ring, stats, host, direct_bucket, anonymous })
+        Ok(Setup { backend, proxy, _server: server, go, ring, stats, host, direct_bucket, anonymous, wire })
     }
 
     /// Run `op` for `secs` at `concurrency` against `dest`, reading `cpu` around it.

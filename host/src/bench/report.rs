@@ -115,6 +115,8 @@ impl Row {
 pub struct SmallRow {
     pub latency_ms: u64,
     pub n: usize,
+    /// The backend (and the direct target's requests) spoke HTTPS.
+    pub https: bool,
     pub op: &'static str,
     pub concurrency: usize,
     pub row: Row,
@@ -126,12 +128,13 @@ impl SmallRow {
     }
 
     pub fn line(&self) -> String {
-        format!("{:>7} {:>3} {:<4} {:>4} | {}", format!("+{}ms", self.latency_ms), self.n, self.op, self.concurrency, self.row.line())
+        format!("{:>7} {:>3} {:<4} {:>4} | {}", format!("{}+{}ms", if self.https { "tls" } else { "" }, self.latency_ms), self.n, self.op, self.concurrency, self.row.line())
     }
 
     pub fn json(&self) -> Value {
         let mut j = self.row.json();
         j["backend_latency_ms"] = json!(self.latency_ms);
+        j["backend_https"] = json!(self.https);
         j["buckets"] = json!(self.n);
         j["op"] = json!(self.op);
         j["concurrency"] = json!(self.concurrency);

@@ -1,9 +1,10 @@
-//! Scenarios 1-4: 4 KiB objects, large objects (both backend frame sizes), and LIST.
+//! Scenarios 1-4: 4 KiB objects, large objects (both backend frame sizes), and LIST; and 7, an HTTPS
+//! backend.
 
 use super::client::{between, exchange, exchange_full, full, pseudo_random, repeat, Dest, Op, Target};
 use super::measure::{reset_hwm, vm_hwm_kib};
 use super::report::{LargeFigures, LargeRow, ListRow, SmallRow};
-use super::{bucket_names, Bench, Setup, MIB, NETWORK_FRAME, SMALL};
+use super::{bucket_names, Bench, Setup, Wire, MIB, NETWORK_FRAME, SMALL};
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -11,9 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempo_s3_shard_core::ring::Ring;
 
+/// The parts of a multipart upload of a large object.
+const PARTS: u64 = 16;
+
 /// A large transfer.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Large {
+pub(super) enum Large {
     PutSingle,
     PutMultipart,
     /// A GET of the object the single PUT wrote, the backend sending frames of at least this size.
@@ -21,12 +25,16 @@ enum Large {
 }
 
 impl Large {
-    fn name(self) -> &'static str {
-        match self {
-            Large::PutSingle => "PUT single",
-            Large::PutMultipart => "PUT multipart",
-            Large::Get(NETWORK_FRAME) => "GET (64 KiB frames)",
-            Large::Get(_) => "GET (s3s-fs 4 KiB frames)",
+    fn name(self, wire: Wire) -> &'static str {
+        match (self, wire) {
+            (Large::PutSingle, Wire::Http) => "PUT single",
+            (Large::PutSingle, Wire::Https) => "PUT single, HTTPS",
+            (Large::PutMultipart, Wire::Http) => "PUT multipart",
+            (Large::PutMultipart, Wire::Https) => "PUT multipart, HTTPS",
+            (Large::Get(NETWORK_FRAME), Wire::Http) => "GET (64 KiB frames)",
+            (Large::Get(NETWORK_FRAME), Wire::Https) => "GET, HTTPS (64 KiB)",
+            (Large::Get(_), Wire::Http) => "GET (s3s-fs 4 KiB frames)",
+            (Large::Get(_), Wire::Https) => "GET, HTTPS (4 KiB)",
         }
     }
 }
@@ -35,38 +43,50 @@ impl Bench {
     pub(super) async fn small_objects(&mut self) -> anyhow::Result<Vec<SmallRow>> {
         println!("== 1-2. 4 KiB objects (latency per request; ops/s over all workers; 'added' = ours p50 - direct p50; x = ours / direct, xG = ours / go)");
         println!("{}", SmallRow::header(self.seed_bin.is_some()));
-        let payload = Bytes::from(pseudo_random(SMALL));
         let mut rows = Vec::new();
         for latency_ms in [0u64, 5] {
             for n in [3usize, 16] {
-                let latency = (latency_ms > 0).then(|| Duration::from_millis(latency_ms));
-                let setup = self.setup(&bucket_names(n), &[], latency, true).await?;
-                let keys: Vec<String> = (0..64).map(|i| format!("bench/get-{i:03}/obj")).collect();
-                self.put_all(&setup.dest(Target::Proxy), &keys, &payload, 16).await?;
-                let keys = Arc::new(keys);
-                for op in [Op::Get(keys.clone()), Op::Put(payload.clone())] {
-                    for concurrency in [1usize, 32] {
-                        let row = self.compare(&setup, concurrency, &op, self.budget.secs).await;
-                        let row = SmallRow { latency_ms, n, op: op.name(), concurrency, row };
-                        println!("{}", row.line());
-                        rows.push(row);
-                    }
-                }
+                rows.extend(self.small_rows(latency_ms, n, Wire::Http).await?);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// GET and PUT of 4 KiB objects, one and 32 at a time, on `n` buckets of a backend reached
+    /// over `wire` that takes `latency_ms` per request.
+    pub(super) async fn small_rows(&mut self, latency_ms: u64, n: usize, wire: Wire) -> anyhow::Result<Vec<SmallRow>> {
+        let latency = (latency_ms > 0).then(|| Duration::from_millis(latency_ms));
+        let setup = self.setup(&bucket_names(n), &[], latency, true, wire).await?;
+        let payload = Bytes::from(pseudo_random(SMALL));
+        let keys: Vec<String> = (0..64).map(|i| format!("bench/get-{i:03}/obj")).collect();
+        self.put_all(&setup.dest(Target::Proxy), &keys, &payload, 16).await?;
+        let keys = Arc::new(keys);
+        let mut rows = Vec::new();
+        for op in [Op::Get(keys.clone()), Op::Put(payload.clone())] {
+            for concurrency in [1usize, 32] {
+                let row = self.compare(&setup, concurrency, &op, self.budget.secs).await;
+                let row = SmallRow { latency_ms, n, https: wire == Wire::Https, op: op.name(), concurrency, row };
+                println!("{}", row.line());
+                rows.push(row);
             }
         }
         Ok(rows)
     }
 
     pub(super) async fn large_objects(&mut self) -> anyhow::Result<Vec<LargeRow>> {
-        let size = self.budget.large;
-        let parts = 16u64;
         println!(
-            "\n== 3. large objects: {} MiB, single PUT, multipart PUT ({parts} x {} MiB), GET (median of {} transfers each; cpu = the proxy's CPU time per transfer)",
-            size >> 20,
-            (size / parts) >> 20,
+            "\n== 3. large objects: {} MiB, single PUT, multipart PUT ({PARTS} x {} MiB), GET (median of {} transfers each; cpu = the proxy's CPU time per transfer)",
+            self.budget.large >> 20,
+            (self.budget.large / PARTS) >> 20,
             self.budget.large_reps
         );
-        let setup = self.setup(&bucket_names(3), &[], None, true).await?;
+        self.large_rows(&[Large::PutSingle, Large::PutMultipart, Large::Get(NETWORK_FRAME), Large::Get(0)], Wire::Http).await
+    }
+
+    /// Each of `transfers` on 3 buckets of a backend reached over `wire`, the targets alternating.
+    pub(super) async fn large_rows(&mut self, transfers: &[Large], wire: Wire) -> anyhow::Result<Vec<LargeRow>> {
+        let (size, parts) = (self.budget.large, PARTS);
+        let setup = self.setup(&bucket_names(3), &[], None, true, wire).await?;
         let chunk = Bytes::from(pseudo_random(1 << 20));
         // The component's memory for small requests, to compare the large transfers against.
         setup.stats.peak_memory.store(0, Ordering::Relaxed);
@@ -79,8 +99,8 @@ impl Bench {
         println!("(RSS = VmHWM of this process during the transfer: client, backend and component host together; the Go proxy does not implement multipart)");
         println!("{}", LargeRow::header());
         let mut rows = Vec::new();
-        for what in [Large::PutSingle, Large::PutMultipart, Large::Get(NETWORK_FRAME), Large::Get(0)] {
-            let mut row = LargeRow { op: what.name(), baseline_memory: baseline, ..LargeRow::default() };
+        for &what in transfers {
+            let mut row = LargeRow { op: what.name(wire), baseline_memory: baseline, ..LargeRow::default() };
             if let Large::Get(frame) = what {
                 setup.backend.set_min_frame(frame);
             }
@@ -105,6 +125,16 @@ impl Bench {
         }
         setup.backend.set_min_frame(NETWORK_FRAME);
         Ok(rows)
+    }
+
+    /// Group 7: 4 KiB objects and large transfers with an HTTPS backend.
+    pub(super) async fn https_backend(&mut self) -> anyhow::Result<(Vec<SmallRow>, Vec<LargeRow>)> {
+        println!("\n== 7. an HTTPS backend, as AWS S3 is: direct = the client speaks TLS to it; the proxies speak TLS to it and plain HTTP to the client");
+        println!("{}", SmallRow::header(self.seed_bin.is_some()));
+        let small = self.small_rows(0, 3, Wire::Https).await?;
+        println!("\n{} MiB transfers (median of {}):", self.budget.large >> 20, self.budget.large_reps);
+        let large = self.large_rows(&[Large::PutSingle, Large::Get(NETWORK_FRAME)], Wire::Https).await?;
+        Ok((small, large))
     }
 
     /// One large transfer, with the proxy's CPU time and the peaks of the component's memory and
@@ -183,7 +213,7 @@ impl Bench {
         let mut rows = Vec::new();
         for n in [1usize, 8, 32] {
             let single = vec!["bench-single".to_string()];
-            let mut setup = self.setup(&bucket_names(n), &single, Some(Duration::from_millis(LATENCY_MS)), true).await?;
+            let mut setup = self.setup(&bucket_names(n), &single, Some(Duration::from_millis(LATENCY_MS)), true, Wire::Http).await?;
             let direct = setup.dest(Target::Direct);
             self.put_all(&setup.dest(Target::Proxy), &keys, &body, 32).await?;
             let single_dest = Dest { ring: Arc::new(Ring::new(&single)), ..direct.clone() };

@@ -16,8 +16,10 @@ pub struct GoProxy {
 }
 
 impl GoProxy {
-    /// Start `bin` in front of the backend at `endpoint` holding `buckets`; its config goes to `dir`.
-    pub async fn start(bin: &Path, dir: &Path, endpoint: &str, buckets: &[String]) -> anyhow::Result<GoProxy> {
+    /// Start `bin` in front of the backend at `endpoint` holding `buckets`, trusting the CA
+    /// certificates in the PEM file `ca` (Go reads them from `SSL_CERT_FILE`) for an `https://` one;
+    /// its config goes to `dir`.
+    pub async fn start(bin: &Path, dir: &Path, endpoint: &str, buckets: &[String], ca: &Path) -> anyhow::Result<GoProxy> {
         // A free port: bound, read, released for the Go proxy to take.
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let config = json!({
@@ -36,6 +38,7 @@ impl GoProxy {
         let child = Command::new(bin)
             .arg("-config")
             .arg(&path)
+            .env("SSL_CERT_FILE", ca)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
