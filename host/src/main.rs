@@ -29,6 +29,8 @@ options:
   --metrics-listen ADDR  serve GET /metrics here instead of on the proxy's address
   --backend-listen ADDR  local backends' address (default 127.0.0.1:9000)
   --data DIR           where the local backends keep objects (default ./data)
+  --backend-latency MS the local backends wait MS milliseconds before each request (a remote store's
+                       round trip; decimals allowed, e.g. 0.5)
   --wasm FILE          use this component instead of building it from the workspace
   --var NAME=VALUE     set a Spin variable (repeatable; overrides the defaults)
   --ca-cert FILE       trust this CA (PEM or DER) for https backends, besides the public roots
@@ -58,6 +60,8 @@ struct Args {
     listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
     backend_listen: SocketAddr,
+    /// Added to every local backend request, in milliseconds.
+    backend_latency: Option<f64>,
     data: PathBuf,
     vars: HashMap<String, String>,
     ca_cert: Option<PathBuf>,
@@ -78,6 +82,7 @@ fn parse_args() -> anyhow::Result<Args> {
         listen: None,
         metrics_listen: None,
         backend_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+        backend_latency: None,
         data: PathBuf::from("data"),
         vars: HashMap::new(),
         ca_cert: None,
@@ -96,6 +101,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--listen" => args.listen = Some(v.parsed(arg, "host:port")?),
             "--metrics-listen" => args.metrics_listen = Some(v.parsed(arg, "host:port")?),
             "--backend-listen" => args.backend_listen = v.parsed(arg, "host:port")?,
+            "--backend-latency" => args.backend_latency = Some(v.parsed(arg, "milliseconds")?),
             "--quick" => args.quick = true,
             "--spin-sockets" => args.spin_sockets = true,
             "--backend-cores" => args.backend_cores = true,
@@ -166,7 +172,11 @@ async fn main() -> anyhow::Result<()> {
 async fn start_local_backends(args: &Args) -> anyhow::Result<S3Backend> {
     let buckets: Vec<String> = LOCAL_BUCKETS.iter().map(|b| b.to_string()).collect();
     std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
-    let opts = BackendOptions { listen: args.backend_listen, ..BackendOptions::default() };
+    let latency = match args.backend_latency {
+        Some(ms) => Some(std::time::Duration::try_from_secs_f64(ms / 1000.0).ok().context("--backend-latency takes a non-negative number of milliseconds")?),
+        None => None,
+    };
+    let opts = BackendOptions { listen: args.backend_listen, latency, ..BackendOptions::default() };
     S3Backend::start(&args.data, &buckets, opts)
         .await
         .with_context(|| format!("cannot start the local backends on {} (is another instance running? use --backend-listen)", args.backend_listen))
