@@ -20,6 +20,12 @@ impl Values<'_> {
         let raw = self.value(flag)?;
         raw.parse().ok().with_context(|| format!("{flag} takes {what}, not {raw:?}"))
     }
+
+    /// The value of `flag` as a duration in milliseconds (decimals allowed, not negative).
+    pub fn millis(&mut self, flag: &str) -> anyhow::Result<std::time::Duration> {
+        let ms: f64 = self.parsed(flag, "milliseconds")?;
+        std::time::Duration::try_from_secs_f64(ms / 1000.0).ok().with_context(|| format!("{flag} takes milliseconds of at least 0, not {ms}"))
+    }
 }
 
 /// Whether the tool should go on after its arguments were read.
@@ -86,5 +92,21 @@ mod tests {
         assert!(format!("{:#}", parse(strings(&["--n", "lots"]), "USAGE", known).unwrap_err()).contains("--n takes a number, not \"lots\""));
         assert!(format!("{:#}", parse(strings(&["--what"]), "USAGE", known).unwrap_err()).contains("unknown argument \"--what\""));
         assert_eq!(parse(strings(&["--help", "--what"]), "USAGE", known).unwrap(), Parsed::Help);
+    }
+
+    #[test]
+    fn milliseconds_take_decimals_and_refuse_negatives() {
+        let millis = |raw: &str| {
+            let mut wait = None;
+            parse(strings(&["--wait", raw]), "USAGE", |arg, v| {
+                wait = Some(v.millis(arg)?);
+                Ok(true)
+            })
+            .map(|_| wait.unwrap_or_default())
+        };
+        assert_eq!(millis("5").unwrap(), std::time::Duration::from_millis(5));
+        assert_eq!(millis("0.5").unwrap(), std::time::Duration::from_micros(500));
+        assert!(format!("{:#}", millis("-1").unwrap_err()).contains("--wait takes milliseconds of at least 0, not -1"));
+        assert!(format!("{:#}", millis("soon").unwrap_err()).contains("--wait takes milliseconds, not \"soon\""));
     }
 }

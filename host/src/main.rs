@@ -60,8 +60,8 @@ struct Args {
     listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
     backend_listen: SocketAddr,
-    /// Added to every local backend request, in milliseconds.
-    backend_latency: Option<f64>,
+    /// Added to every local backend request.
+    backend_latency: Option<std::time::Duration>,
     data: PathBuf,
     vars: HashMap<String, String>,
     ca_cert: Option<PathBuf>,
@@ -101,7 +101,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--listen" => args.listen = Some(v.parsed(arg, "host:port")?),
             "--metrics-listen" => args.metrics_listen = Some(v.parsed(arg, "host:port")?),
             "--backend-listen" => args.backend_listen = v.parsed(arg, "host:port")?,
-            "--backend-latency" => args.backend_latency = Some(v.parsed(arg, "milliseconds")?),
+            "--backend-latency" => args.backend_latency = Some(v.millis(arg)?),
             "--quick" => args.quick = true,
             "--spin-sockets" => args.spin_sockets = true,
             "--backend-cores" => args.backend_cores = true,
@@ -172,11 +172,7 @@ async fn main() -> anyhow::Result<()> {
 async fn start_local_backends(args: &Args) -> anyhow::Result<S3Backend> {
     let buckets: Vec<String> = LOCAL_BUCKETS.iter().map(|b| b.to_string()).collect();
     std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
-    let latency = match args.backend_latency {
-        Some(ms) => Some(std::time::Duration::try_from_secs_f64(ms / 1000.0).ok().context("--backend-latency takes a non-negative number of milliseconds")?),
-        None => None,
-    };
-    let opts = BackendOptions { listen: args.backend_listen, latency, ..BackendOptions::default() };
+    let opts = BackendOptions { listen: args.backend_listen, latency: args.backend_latency, ..BackendOptions::default() };
     S3Backend::start(&args.data, &buckets, opts)
         .await
         .with_context(|| format!("cannot start the local backends on {} (is another instance running? use --backend-listen)", args.backend_listen))
