@@ -306,8 +306,13 @@ mod tests {
     }
 
     fn get(addr: std::net::SocketAddr) -> hyper::Request<WasiBody> {
+        get_over("http", addr)
+    }
+
+    /// A GET of `/x` at `addr` over `scheme`, without a body.
+    fn get_over(scheme: &str, addr: std::net::SocketAddr) -> hyper::Request<WasiBody> {
         let body = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
-        hyper::Request::get(format!("http://{addr}/x")).body(body).unwrap()
+        hyper::Request::get(format!("{scheme}://{addr}/x")).body(body).unwrap()
     }
 
     async fn send(addr: std::net::SocketAddr, options: Option<RequestOptions>) -> SendResult {
@@ -478,11 +483,15 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     }
 
+    /// A file of the test TLS material in tests/data/tls.
+    fn tls_data(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/../tests/data/tls/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
     /// An HTTPS server (the test certificate for 127.0.0.1) that answers every request `ok` and
     /// counts the connections it accepted.
     async fn https_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
-        let data = |name: &str| std::fs::read(format!("{}/../tests/data/tls/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let acceptor = crate::tls::acceptor(&[data("server.der")], &data("server.key.der")).unwrap();
+        let acceptor = crate::tls::acceptor(&[tls_data("server.der")], &tls_data("server.key.der")).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -501,18 +510,12 @@ mod tests {
         (addr, accepted)
     }
 
-    fn https_get(addr: std::net::SocketAddr) -> hyper::Request<WasiBody> {
-        let body = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
-        hyper::Request::get(format!("https://{addr}/x")).body(body).unwrap()
-    }
-
     #[tokio::test]
     async fn https_connections_are_verified_and_reused_across_requests() {
         let (addr, accepted) = https_server().await;
-        let ca = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/tls/ca.der")).unwrap();
-        let mut outbound = Outbound::new(crate::observe::Observer::new(Default::default()), true, crate::tls::client_config(&[ca]).unwrap());
+        let mut outbound = Outbound::new(crate::observe::Observer::new(Default::default()), true, crate::tls::client_config(&[tls_data("ca.der")]).unwrap());
         for _ in 0..3 {
-            let sent = Pin::from(outbound.send_request(https_get(addr), options(1000, 1000, 1000), Box::new(async { Ok(()) }))).await;
+            let sent = Pin::from(outbound.send_request(get_over("https", addr), options(1000, 1000, 1000), Box::new(async { Ok(()) }))).await;
             let Ok((response, _)) = sent else { panic!("no verified HTTPS answer") };
             assert_eq!(response.into_body().collect().await.ok().unwrap().to_bytes().as_ref(), b"ok");
         }
@@ -523,7 +526,7 @@ mod tests {
     async fn an_https_server_with_an_untrusted_certificate_is_a_tls_error() {
         let (addr, _) = https_server().await;
         let mut outbound = plain();
-        let sent = Pin::from(outbound.send_request(https_get(addr), options(1000, 1000, 1000), Box::new(async { Ok(()) }))).await;
+        let sent = Pin::from(outbound.send_request(get_over("https", addr), options(1000, 1000, 1000), Box::new(async { Ok(()) }))).await;
         assert!(matches!(sent.err(), Some(Error::TlsCertificateError)));
     }
 
