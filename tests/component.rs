@@ -116,6 +116,32 @@ async fn a_large_ring_is_kept_in_the_key_value_store_and_a_bad_one_replaced() {
     }
 }
 
+/// `ring_cache` decides which rings keep their table in the store. The runner's store is memory in
+/// its process, so the runner caches every ring (`always`) unless told otherwise; spin.toml's
+/// `auto` caches 8 or more buckets (a store over the network answers slower than 300 points hash);
+/// `never` caches none. Whatever the choice, keys land on their ring owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_cache_decides_which_rings_are_kept_in_the_store() {
+    let twelve: Vec<String> = (1..=12).map(|i| format!("shard{i:02}")).collect();
+    let twelve: Vec<&str> = twelve.iter().map(String::as_str).collect();
+    for (buckets, ring_cache, kept) in
+        [(&SHARDS[..], None, true), (&SHARDS[..], Some("auto"), false), (&twelve[..], Some("auto"), true), (&twelve[..], Some("never"), false)]
+    {
+        let vars: Vec<(&str, &str)> = ring_cache.map(|v| ("ring_cache", v)).into_iter().collect();
+        let h = Harness::start_with(buckets, &vars).await;
+        let names: Vec<String> = buckets.iter().map(|b| b.to_string()).collect();
+        let cache_key = Ring::new(&names).with_cache_min_points(Some(1)).cache_key().unwrap();
+        let s3 = h.client();
+        for block in 0..3 {
+            let key = format!("tenant/block-{block}/data");
+            s3.put_object().bucket(VIRTUAL_BUCKET).key(&key).body(ByteStream::from_static(b"x")).send().await.unwrap();
+            assert_eq!(h.holders(&key).await, vec![h.owner(&key)], "{ring_cache:?}: {key} must land on its ring owner");
+        }
+        let stored = h.key_values.lock().unwrap().contains_key(&cache_key);
+        assert_eq!(stored, kept, "{} buckets, ring_cache {ring_cache:?}: table stored", buckets.len());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_object_head_and_delete() {
     let h = Harness::start(&SHARDS).await;

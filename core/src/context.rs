@@ -17,9 +17,11 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(cfg: Config) -> Proxy {
-        let ring = Ring::new(&cfg.buckets).with_prefix(&cfg.key_prefix);
-        let previous =
-            (!cfg.previous_buckets.is_empty()).then(|| Ring::new(&cfg.previous_buckets).with_prefix(&cfg.key_prefix));
+        let ring_of = |buckets: &[String]| {
+            Ring::new(buckets).with_prefix(&cfg.key_prefix).with_cache_min_points(cfg.ring_cache.min_points())
+        };
+        let ring = ring_of(&cfg.buckets);
+        let previous = (!cfg.previous_buckets.is_empty()).then(|| ring_of(&cfg.previous_buckets));
         let all_buckets = cfg.all_buckets();
         Proxy { cfg, ring, previous, all_buckets }
     }

@@ -15,9 +15,10 @@
 //! it hash on the two segments after it, so a prefix does not pile every block of a tenant onto one
 //! bucket; without one, placement is the Go proxy's.
 //!
-//! A ring of [`CACHE_MIN_POINTS`] or more points is worth keeping between requests: its sorted table
-//! encodes to bytes ([`Ring::table_to_cache`]) under a name derived from the buckets
-//! ([`Ring::cache_key`]), and a later request adopts it ([`Ring::load_table`]) instead of hashing.
+//! A ring of [`CACHE_MIN_POINTS`] or more points (or of as many as [`Ring::with_cache_min_points`]
+//! says: the `ring_cache` variable) is worth keeping between requests: its sorted table encodes to
+//! bytes ([`Ring::table_to_cache`]) under a name derived from the buckets ([`Ring::cache_key`]),
+//! and a later request adopts it ([`Ring::load_table`]) instead of hashing.
 //! A loaded table is checked for shape and against its check word when adopted (so a table that
 //! lost or changed entries is refused, while one of buckets whose names make identical points, as
 //! `shard1` + `10` and `shard11` + `0` do, is not), and every owner it answers is re-hashed (one
@@ -33,8 +34,8 @@ use std::sync::OnceLock;
 /// Virtual nodes per bucket used by the original proxy.
 pub const DEFAULT_REPLICAS: usize = 100;
 
-/// Rings with fewer points hash faster than a key-value store answers: 800 points are about 100 µs
-/// in wasm (8 buckets).
+/// Rings with fewer points hash faster than a key-value store over the network answers: 800 points
+/// (8 buckets) are about 70 µs in wasm.
 pub const CACHE_MIN_POINTS: usize = 800;
 
 /// The part of an object key that decides placement: the first two `/`-separated segments when the key
@@ -174,6 +175,8 @@ pub struct Ring {
     /// Keys under this prefix hash on the two segments after it ([`hash_key_with_prefix`]); empty
     /// for none.
     prefix: String,
+    /// The fewest points for the table to be worth caching; `None`: never cached.
+    cache_min_points: Option<usize>,
     /// Sorted, deduplicated points, each [`entry`]`(point, bucket index, replica)`, once a lookup
     /// built them or a cached table was loaded.
     table: OnceLock<Table>,
@@ -281,6 +284,7 @@ impl Clone for Ring {
             buckets: self.buckets.clone(),
             replicas: self.replicas,
             prefix: self.prefix.clone(),
+            cache_min_points: self.cache_min_points,
             table: self.table.clone(),
             scanned: AtomicU64::new(self.scanned.load(Ordering::Relaxed)),
             distrusted: AtomicBool::new(self.distrusted.load(Ordering::Relaxed)),
@@ -310,6 +314,7 @@ impl Ring {
             buckets: buckets.to_vec(),
             replicas,
             prefix: String::new(),
+            cache_min_points: Some(CACHE_MIN_POINTS),
             table: OnceLock::new(),
             scanned: AtomicU64::new(0),
             distrusted: AtomicBool::new(false),
@@ -321,6 +326,13 @@ impl Ring {
     /// Validate operator input with [`normalize_prefix`] first.
     pub fn with_prefix(mut self, prefix: &str) -> Ring {
         self.prefix = prefix.trim_matches('/').to_string();
+        self
+    }
+
+    /// The same ring, its table worth caching from `min_points` points (`None`: never); without
+    /// this, from [`CACHE_MIN_POINTS`]. See [`crate::config::RingCache`].
+    pub fn with_cache_min_points(mut self, min_points: Option<usize>) -> Ring {
+        self.cache_min_points = min_points;
         self
     }
 
@@ -369,10 +381,10 @@ impl Ring {
     }
 
     /// The name a cached table of this ring is stored under, if the ring is large enough to be
-    /// worth caching ([`CACHE_MIN_POINTS`]). It names the format, the replicas, the buckets in
+    /// worth caching ([`Ring::with_cache_min_points`]). It names the format, the replicas, the buckets in
     /// order and the key prefix, so a configuration change never finds an old table.
     pub fn cache_key(&self) -> Option<String> {
-        if self.buckets.len() * self.replicas < CACHE_MIN_POINTS {
+        if self.cache_min_points.is_none_or(|min| self.buckets.len() * self.replicas < min) {
             return None;
         }
         let mut hasher = Sha256::new();
@@ -648,6 +660,19 @@ mod tests {
         // Names are length-prefixed: ["ab", "c"] and ["a", "bc"] differ.
         let two = |a: &str, b: &str| Ring::with_replicas(&names(&[a, b]), 500).cache_key();
         assert_ne!(two("ab", "c"), two("a", "bc"));
+    }
+
+    #[test]
+    fn the_cache_threshold_decides_which_rings_have_a_cache_key() {
+        let small = names(&["a", "b", "c"]);
+        let always = Ring::new(&small).with_cache_min_points(Some(1)).cache_key().expect("always: every ring");
+        assert!(always.starts_with("tempo-s3-shard/ring/v2/"), "{always}");
+        // The threshold only decides whether to cache, never the name: the table is the same.
+        let forced = Ring::new(&sixteen()).with_cache_min_points(Some(1)).cache_key();
+        assert_eq!(forced, Ring::new(&sixteen()).cache_key());
+        assert_eq!(Ring::new(&sixteen()).with_cache_min_points(None).cache_key(), None, "never");
+        assert_eq!(Ring::new(&small).with_cache_min_points(Some(301)).cache_key(), None, "300 points < 301");
+        assert!(Ring::new(&small).with_cache_min_points(Some(300)).cache_key().is_some(), "300 points >= 300");
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub struct ComponentHost {
     pool: Pool,
 }
 
+/// The runner's `ring_cache` unless one is set: its key-value store is a map in this process, which
+/// answers faster than any ring hashes (spin.toml's `auto` suits a store over the network).
+pub const RUNNER_RING_CACHE: &str = "always";
+
 /// The environment variable that turns on [`ComponentHost::spin_sockets`] (value `1`).
 pub const SPIN_SOCKETS_VAR: &str = "TEMPO_S3_SHARD_SPIN_SOCKETS";
 
@@ -234,8 +238,10 @@ pub fn engine_for(pool: &Pool) -> anyhow::Result<Engine> {
 impl ComponentHost {
     /// Compile the component at `wasm` (or load it from the compiled cache next to it) and link it
     /// against WASI, wasi:http and Spin's variables: the app variables `variables` (unset ones
-    /// take spin.toml's defaults), resolved into the component's as spin.toml maps them.
-    pub fn load(engine: &Engine, wasm: &Path, variables: HashMap<String, String>) -> anyhow::Result<ComponentHost> {
+    /// take spin.toml's defaults, but `ring_cache` is [`RUNNER_RING_CACHE`]), resolved into the
+    /// component's as spin.toml maps them.
+    pub fn load(engine: &Engine, wasm: &Path, mut variables: HashMap<String, String>) -> anyhow::Result<ComponentHost> {
+        variables.entry("ring_cache".into()).or_insert_with(|| RUNNER_RING_CACHE.into());
         let variables = crate::manifest::component_variables(&variables)?;
         let component = compile_cached(engine, wasm)?;
         let mut linker = Linker::<RequestState>::new(engine);

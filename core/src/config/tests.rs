@@ -310,6 +310,17 @@ fn body_cap_and_forwarded_proto() {
 }
 
 #[test]
+fn ring_cache_is_auto_unless_set_and_names_its_choices() {
+    assert_eq!(ok(&[]).ring_cache, RingCache::Auto);
+    assert_eq!(ok(&[]).ring_cache.min_points(), Some(crate::ring::CACHE_MIN_POINTS));
+    assert_eq!(ok(&[("ring_cache", "Always")]).ring_cache.min_points(), Some(1));
+    assert_eq!(ok(&[("ring_cache", "never")]).ring_cache.min_points(), None);
+    assert_eq!(ok(&[("ring_cache", "auto")]).ring_cache, RingCache::Auto);
+    let why = fails(&[("ring_cache", "yes")], "ring_cache");
+    assert!(why.contains("auto") && why.contains("always") && why.contains("never"), "{why}");
+}
+
+#[test]
 fn backend_and_client_timeouts() {
     assert_eq!(ok(&[]).timeouts, Timeouts { connect_ms: 5_000, first_byte_ms: 30_000, idle_ms: 30_000, client_idle_ms: 20_000 });
     let c = ok(&[
