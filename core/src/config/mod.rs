@@ -140,8 +140,8 @@ pub enum RingCache {
     /// Rings of [`crate::ring::CACHE_MIN_POINTS`] points or more (8 buckets): right for a store
     /// over the network (Redis), which answers in tens to hundreds of µs. The default.
     Auto,
-    /// Every ring: for a store in the runtime's process or on its disk (the runner's, `spin up`'s
-    /// SQLite file), which answers in a few µs.
+    /// Every ring: for a store that answers in a few µs, as the runner's map in its own process
+    /// (Spin's SQLite file is untimed).
     Always,
     /// None: every request hashes (no store, or a slow one).
     Never,
@@ -568,7 +568,7 @@ fn parse_ring_cache(value: Option<String>) -> Result<RingCache, ConfigError> {
         Some("never") => Ok(RingCache::Never),
         Some(other) => Err(ConfigError::new(
             "ring_cache",
-            format!("{other:?} is not one of auto (rings of 8 or more buckets), always (a store in memory or on local disk), never"),
+            format!("{other:?} is not one of auto (rings of 8 or more buckets), always (a store that answers in microseconds, e.g. in memory), never"),
         )),
     }
 }
