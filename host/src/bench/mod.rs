@@ -125,6 +125,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     report.insert("spin_sockets".into(), json!(options.spin_sockets));
     report.insert("go_proxy".into(), json!(options.seed_bin.as_ref().map(|p| p.display().to_string())));
     report.insert("anonymous".into(), json!(bench.anonymous()));
+    report.insert("ring_cache".into(), json!(tempo_s3_shard_host::component::RUNNER_RING_CACHE));
     report.insert("runner_build".into(), json!(RUNNER_BUILD));
     report.insert("backend_cores".into(), json!(split.as_ref().map(|s| &s.backend)));
     report.insert("client_and_proxy_cores".into(), json!(split.as_ref().map(|s| &s.rest)));
@@ -204,6 +205,10 @@ fn print_preamble(bench: &Bench, options: &Options, split: Option<&cores::Split>
     }
     println!("every figure is measured in this run, the targets alternating ({} rounds per row, {} transfers per large row); latencies are per request;", bench.budget.rounds, bench.budget.large_reps);
     println!("cpu/op = the proxy's CPU time (its runtime's threads, or the Go process) per request");
+    println!(
+        "ours reads every ring's table from the runner's in-process key-value store (ring_cache={}; spin.toml's default, auto, hashes rings under 8 buckets per request)",
+        tempo_s3_shard_host::component::RUNNER_RING_CACHE
+    );
     println!("the backend sends bodies in frames of 64 KiB or more, as a networked store does, unless a row says otherwise");
     println!("backend data: {}\n", bench.data.display());
 }
