@@ -345,6 +345,19 @@ impl Bench {
     /// A backend holding `buckets` (plus `extra` buckets the proxies do not know), reached over
     /// `wire`, and the proxies (the Go proxy only with `go`, and when the run has one).
     async fn setup(&mut self, buckets: &[String], extra: &[String], latency: Option<Duration>, go: bool, wire: Wire) -> anyhow::Result<Setup> {
+        self.setup_with(buckets, extra, latency, go, wire, &[]).await
+    }
+
+    /// [`Bench::setup`] with `vars` set on our proxy besides the backend's.
+    async fn setup_with(
+        &mut self,
+        buckets: &[String],
+        extra: &[String],
+        latency: Option<Duration>,
+        go: bool,
+        wire: Wire,
+        vars: &[(&str, &str)],
+    ) -> anyhow::Result<Setup> {
         let go_bin = self.seed_bin.clone().filter(|_| go);
         self.seq += 1;
         let dir = self.data.join(format!("backend-{}", self.seq));
@@ -354,6 +367,7 @@ impl Bench {
         let backend_dir = dir.clone();
         let backend = self.backend_runtime.handle.spawn(async move { S3Backend::start(&backend_dir, &all, opts).await }).await??;
         let mut variables = backend.proxy_variables(buckets);
+        variables.extend(vars.iter().map(|(name, value)| (name.to_string(), value.to_string())));
         if go_bin.is_some() {
             // As the Go proxy (which has no client authentication), and Tempo's setup with empty keys.
             variables.remove("client_credentials");
