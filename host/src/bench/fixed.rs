@@ -1,7 +1,7 @@
 //! Scenario 5, the fixed per-request work: config parsing, the ring, SigV4 and instantiation
 //! natively, and the same work seen end to end inside the component.
 
-use super::client::{self, Op, Target, REGION};
+use super::client::{self, Dest, Op, Target, REGION};
 use tempo_s3_shard_host::backends::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use super::measure::{round, time_per_call, Figures};
 use super::report::{us, Row};
@@ -111,21 +111,23 @@ impl Bench {
             let secs = self.budget.secs / 2.0;
             let head_bucket = self.compare(&setup, 1, &Op::HeadBucket, secs).await;
             let head_object = self.compare(&setup, 1, &Op::HeadObject(key.clone()), secs).await;
-            let proxy = setup.dest(Target::Proxy);
             let op = Op::Locate(key.clone());
-            let _ = self.drive(1, self.budget.warmup, &op, &proxy, None).await;
-            let locate = self.drive(1, secs, &op, &proxy, None).await.stats();
+            let locate = self.one_at_a_time(&op, &setup.dest(Target::Proxy), secs).await;
             let ring_us = locate.p50_us - head_bucket.proxy.p50_us;
             // The same lookup with the ring hashed per request, as under Spin's default (`auto`)
             // for rings under 8 buckets, or with `never`.
             let hashing = self.setup_with(&bucket_names(n), &[], None, false, Wire::Http, &[("ring_cache", "never")]).await?;
-            let proxy = hashing.dest(Target::Proxy);
-            let _ = self.drive(1, self.budget.warmup, &op, &proxy, None).await;
-            let hashed_us = self.drive(1, secs, &op, &proxy, None).await.stats().p50_us - head_bucket.proxy.p50_us;
+            let hashed_us = self.one_at_a_time(&op, &hashing.dest(Target::Proxy), secs).await.p50_us - head_bucket.proxy.p50_us;
             fixed.wasm.push(WasmRow { n, head_bucket, head_object, locate, ring_us, hashed_us });
         }
         fixed.native.insert(0, ("component instantiation".into(), 0, instantiate));
         Ok(fixed)
+    }
+
+    /// `op` one request at a time against `dest` for `secs`, after a warm-up.
+    async fn one_at_a_time(&self, op: &Op, dest: &Dest, secs: f64) -> Figures {
+        let _ = self.drive(1, self.budget.warmup, op, dest, None).await;
+        self.drive(1, secs, op, dest, None).await.stats()
     }
 }
 
