@@ -27,7 +27,8 @@ pub fn load(proxy: &Proxy, t: &impl Transport) -> bool {
 /// Store the tables this request had to hash.
 pub fn save(proxy: &Proxy, t: &impl Transport) {
     for ring in proxy.rings() {
-        let (Some(bytes), Some(key)) = (ring.table_to_cache(), ring.cache_key()) else { continue };
+        // The key (a SHA-256 of the bucket names) only for a table that is to be stored.
+        let Some((bytes, key)) = ring.table_to_cache().and_then(|bytes| Some((bytes, ring.cache_key()?))) else { continue };
         if let Err(err) = t.kv_set(&key, &bytes) {
             eprintln!("tempo-s3-shard: could not store the ring table in the key-value store: {err}");
         }
