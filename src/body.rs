@@ -17,7 +17,9 @@ const READ_BYTES: u64 = 256 * 1024;
 /// The pieces of `body` as they arrive; an `Err` item when it breaks off or pauses longer than
 /// `idle_ms` (0: no limit), and then the stream ends. `None` (a body already taken) breaks off at once.
 pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl FusedStream<Item = Result<Vec<u8>, TransportError>> {
-    /// The open body; dropping it closes the stream, then finishes the body, as WASI requires.
+    /// The open body; dropping it closes the stream, then the body, in the order WASI requires (a
+    /// body is dropped rather than finished: a request's or response's trailers are never read,
+    /// and a drop is one call into the runtime where a finish is two).
     struct Reading {
         stream: Option<InputStream>,
         body: Option<IncomingBody>,
@@ -30,7 +32,7 @@ pub fn incoming(body: Option<IncomingBody>, idle_ms: Rc<Cell<u64>>) -> impl Fuse
     impl Reading {
         fn close(&mut self) {
             (self.waiting, self.deadline, self.stream) = (None, None, None);
-            if let Some(body) = self.body.take() { drop(IncomingBody::finish(body)) }
+            drop(self.body.take());
         }
     }
 
@@ -142,9 +144,8 @@ pub async fn splice(from: Option<IncomingBody>, to: Option<OutgoingBody>, ends: 
             }),
         }
     };
-    // The streams go first: WASI refuses to finish a body whose stream is still open.
-    drop((input, output));
-    drop(IncomingBody::finish(from));
+    // The streams go first: WASI refuses to drop or finish a body whose stream is still open.
+    drop((input, output, from));
     // A body shorter than its Content-Length fails here: the runtime cuts the request or response.
     let short = |e| TransportError::new(Closed, format!("the body ended short: {e:?}"));
     let finished = OutgoingBody::finish(to, None).map_err(|e| if peer_closed { peer(short(e)) } else { source(short(e)) });
