@@ -239,3 +239,32 @@ fn the_parser_reads_the_text_format() {
     assert_eq!(s[1].labels["le"], "+Inf");
     assert!(std::panic::catch_unwind(|| parse_exposition("b_total 1\n")).is_err(), "a sample without TYPE must fail");
 }
+
+/// Rings given in `ring_tables` (as `ring-plan --tables` prints them) are looked up in neither the
+/// store nor by hashing, and place every key as hashing does; a stale table is reported by the
+/// health check and the store takes over again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_tables_spare_the_store_and_place_every_key_on_its_owner() {
+    let shards = ["shard1", "shard2", "shard3"];
+    let names: Vec<String> = shards.iter().map(|s| s.to_string()).collect();
+    let current = tempo_s3_shard_host::ring_plan::ring_tables(&names, None, "");
+    let stale = tempo_s3_shard_host::ring_plan::ring_tables(&names[..2], None, "");
+    for (tables, adopted) in [(current, 1), (stale, 0)] {
+        let h = Harness::start_with(&shards, &[("ring_tables", tables.as_str()), ("allow_anonymous", "true")]).await;
+        let s3 = h.client();
+        for block in 0..4 {
+            let key = format!("tenant/block-{block}/data");
+            s3.put_object().bucket(VIRTUAL_BUCKET).key(&key).body(ByteStream::from_static(b"x")).send().await.unwrap();
+            assert_eq!(h.holders(&key).await, vec![h.owner(&key)], "{key} must land on its ring owner");
+        }
+        let health = h.raw(b"GET /_tempo-s3-shard/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        let health: serde_json::Value = serde_json::from_str(&health.body).unwrap_or_else(|e| panic!("{e}: {} {:?}", health.status, health.body));
+        assert_eq!(health["ring_tables"]["adopted"], adopted, "{health}");
+        assert_eq!(health["ring_tables"]["stale"].is_string(), adopted == 0, "{health}");
+        let (text, m) = scrape_after(&h, 5.0).await;
+        let lookups = m.sum("tempo_s3_shard_ring_cache_lookups_total", &[]);
+        // The runner keeps every ring in its store (ring_cache=always): only a ring without its
+        // table looks there.
+        assert_eq!(lookups == 0.0, adopted == 1, "{lookups} store lookups with {adopted} tables adopted\n{text}");
+    }
+}

@@ -60,7 +60,8 @@ pub fn locate(proxy: &Proxy, key: &str) -> Reply {
 }
 
 /// `health` from each bucket's answer (an HTTP status, or why it could not be reached):
-/// 200 when every bucket answered 200, 503 otherwise. Names no endpoint or credential.
+/// 200 when every bucket answered 200, 503 otherwise. Names no endpoint or credential. With
+/// `ring_tables` set, also how many of its tables a ring adopted, and why when not all.
 pub fn health(proxy: &Proxy, answers: &[Result<u16, String>]) -> Reply {
     let backends: Vec<_> = proxy
         .all_buckets
@@ -75,7 +76,12 @@ pub fn health(proxy: &Proxy, answers: &[Result<u16, String>]) -> Reply {
         })
         .collect();
     let ok = answers.len() == proxy.all_buckets.len() && answers.iter().all(|a| matches!(a, Ok(200)));
-    Reply::json(if ok { 200 } else { 503 }, &json!({"config": "ok", "healthy": ok, "backends": backends}))
+    let mut body = json!({"config": "ok", "healthy": ok, "backends": backends});
+    if let (given @ 1.., adopted) = proxy.ring_tables {
+        let stale = (adopted < given).then_some("a table in ring_tables belongs to no ring of this configuration: requests hash the ring or read the store instead; print the value again with ring-plan --tables");
+        body["ring_tables"] = json!({"given": given, "adopted": adopted, "stale": stale});
+    }
+    Reply::json(if ok { 200 } else { 503 }, &body)
 }
 
 /// `health` when the configuration itself is wrong: says which variable, names no secret.

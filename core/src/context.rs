@@ -13,17 +13,31 @@ pub struct Proxy {
     pub previous: Option<Ring>,
     /// Current buckets, then previous ones no longer current: the index space of every shard number.
     pub all_buckets: Vec<String>,
+    /// Of the tables `ring_tables` gave, how many and how many a ring adopted (fewer: some are stale).
+    pub ring_tables: (usize, usize),
 }
 
 impl Proxy {
-    pub fn new(cfg: Config) -> Proxy {
+    /// The rings of `cfg`, each with its table from `ring_tables` when one there fits it.
+    pub fn new(mut cfg: Config) -> Proxy {
+        let mut tables = std::mem::take(&mut cfg.ring_tables);
         let ring_of = |buckets: &[String]| {
             Ring::new(buckets).with_prefix(&cfg.key_prefix).with_cache_min_points(cfg.ring_cache.min_points())
         };
         let ring = ring_of(&cfg.buckets);
         let previous = (!cfg.previous_buckets.is_empty()).then(|| ring_of(&cfg.previous_buckets));
         let all_buckets = cfg.all_buckets();
-        Proxy { cfg, ring, previous, all_buckets }
+        let given = tables.len();
+        let mut proxy = Proxy { cfg, ring, previous, all_buckets, ring_tables: (given, 0) };
+        if given > 0 {
+            let adopted = proxy.rings().filter(|ring| {
+                let id = ring.table_id();
+                let found = tables.iter().position(|t| t.id == id);
+                found.is_some_and(|i| ring.load_table(tables.swap_remove(i).bytes))
+            });
+            proxy.ring_tables.1 = adopted.count();
+        }
+        proxy
     }
 
     /// The rings requests are placed with: the current one, then the previous one while resharding.

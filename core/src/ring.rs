@@ -18,7 +18,9 @@
 //! A ring of [`CACHE_MIN_POINTS`] or more points (or of as many as [`Ring::with_cache_min_points`]
 //! says: the `ring_cache` variable) is worth keeping between requests: its sorted table encodes to
 //! bytes ([`Ring::table_to_cache`]) under a name derived from the buckets ([`Ring::cache_key`]),
-//! and a later request adopts it ([`Ring::load_table`]) instead of hashing.
+//! and a later request adopts it ([`Ring::load_table`]) instead of hashing. The `ring_tables`
+//! variable can give the tables outright ([`Ring::table_entry`] prints one), named the same way
+//! ([`Ring::table_id`]).
 //! A loaded table is checked for shape and against its check word when adopted (so a table that
 //! lost or changed entries is refused, while one of buckets whose names make identical points, as
 //! `shard1` + `10` and `shard11` + `0` do, is not), and every owner it answers is re-hashed (one
@@ -381,12 +383,18 @@ impl Ring {
     }
 
     /// The name a cached table of this ring is stored under, if the ring is large enough to be
-    /// worth caching ([`Ring::with_cache_min_points`]). It names the format, the replicas, the buckets in
-    /// order and the key prefix, so a configuration change never finds an old table.
+    /// worth caching ([`Ring::with_cache_min_points`]): `tempo-s3-shard/ring/v2/` and [`Ring::table_id`].
     pub fn cache_key(&self) -> Option<String> {
         if self.cache_min_points.is_none_or(|min| self.buckets.len() * self.replicas < min) {
             return None;
         }
+        Some(format!("tempo-s3-shard/ring/v2/{}", self.table_id()))
+    }
+
+    /// What this ring's table is known by, in the key-value store and in the `ring_tables` variable:
+    /// 64 hex digits of a SHA-256 of the replicas, the buckets in order and the key prefix, so a
+    /// configuration change never finds an old table.
+    pub fn table_id(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update((self.replicas as u64).to_be_bytes());
         for bucket in &self.buckets {
@@ -400,8 +408,18 @@ impl Ring {
             hasher.update((self.prefix.len() as u64).to_be_bytes());
             hasher.update(self.prefix.as_bytes());
         }
-        let digest = hasher.finalize();
-        Some(format!("tempo-s3-shard/ring/v2/{}", crate::codec::hex(&digest)))
+        crate::codec::hex(&hasher.finalize())
+    }
+
+    /// Whether the ring already has its table (hashed, or adopted with [`Ring::load_table`]).
+    pub fn has_table(&self) -> bool {
+        self.table.get().is_some()
+    }
+
+    /// The table as the `ring_tables` variable carries it: [`Ring::table_id`], `:`, and the bytes
+    /// [`Ring::load_table`] takes in base64 (the table is hashed now if the ring has none yet).
+    pub fn table_entry(&self) -> String {
+        format!("{}:{}", self.table_id(), crate::codec::base64_encode(&self.table().to_cache()))
     }
 
     /// Adopt a table from [`Ring::table_to_cache`] of a ring over the same buckets. Returns false,

@@ -173,9 +173,15 @@ impl fmt::Display for Plan {
 
 const USAGE: &str = "\
 usage: tempo-s3-shard ring-plan --buckets a,b,c [--proposed a,b,c,d] [--key-prefix P] [--keys FILE | --synthetic N]
+       tempo-s3-shard ring-plan --tables --buckets a,b,c [--proposed a,b,c,d] [--key-prefix P]
 
 Prints the share of hash keys (Tempo blocks: `tenant/block`) and objects each bucket of the ring
 receives and, with --proposed, the share that would move to another bucket and from where to where.
+
+  --tables         print instead the value of the proxy's `ring_tables` variable for these rings
+                   (--buckets, and --proposed if given: while resharding the proxy uses both), with
+                   the same --key-prefix as its key_prefix: requests then neither hash the rings
+                   nor read them from the key-value store
 
   --keys FILE      object keys, one per line (e.g. `aws s3 ls --recursive` output reduced to keys)
   --synthetic N    N Tempo-shaped blocks `tenant-{i%10}/<uuid>/...` (default: 100000)
@@ -186,6 +192,7 @@ receives and, with --proposed, the share that would move to another bucket and f
 /// `tempo-s3-shard ring-plan ARGS`.
 pub fn main(args: Vec<String>) -> anyhow::Result<()> {
     let (mut buckets, mut proposed, mut keys_file, mut synthetic, mut prefix) = (None, None, None, None, String::new());
+    let mut tables = false;
     let parsed = crate::args::parse(args, USAGE, |arg, v| {
         match arg {
             "--buckets" => buckets = Some(crate::rebalance::parse_bucket_list(&v.value(arg)?).context("--buckets")?),
@@ -193,6 +200,7 @@ pub fn main(args: Vec<String>) -> anyhow::Result<()> {
             "--keys" => keys_file = Some(v.value(arg)?),
             "--synthetic" => synthetic = Some(v.parsed::<u64>(arg, "a number")?),
             "--key-prefix" => prefix = normalize_prefix(&v.value(arg)?).map_err(|why| anyhow::anyhow!("--key-prefix {why}"))?,
+            "--tables" => tables = true,
             _ => return Ok(false),
         }
         Ok(true)
@@ -201,6 +209,10 @@ pub fn main(args: Vec<String>) -> anyhow::Result<()> {
         return Ok(());
     }
     let buckets = buckets.with_context(|| format!("--buckets is required\n\n{USAGE}"))?;
+    if tables {
+        println!("{}", ring_tables(&buckets, proposed.as_deref(), &prefix));
+        return Ok(());
+    }
     let plan = match (keys_file, synthetic) {
         (Some(_), Some(_)) => bail!("give --keys or --synthetic, not both"),
         (Some(path), None) => {
@@ -216,6 +228,12 @@ pub fn main(args: Vec<String>) -> anyhow::Result<()> {
     };
     print!("{plan}");
     Ok(())
+}
+
+/// The `ring_tables` value for the ring of `buckets` and, if given, of `proposed`.
+pub fn ring_tables(buckets: &[String], proposed: Option<&[String]>, prefix: &str) -> String {
+    let entry = |buckets: &[String]| Ring::new(buckets).with_prefix(prefix).table_entry();
+    std::iter::once(buckets).chain(proposed).map(entry).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]
@@ -278,6 +296,18 @@ mod tests {
         assert_eq!(plan.current.hash_keys[0], on_first);
         let without = analyze("test", &buckets, None, "", keys);
         assert_eq!(without.total_hash_keys, 10, "without the prefix rule: one hash key per tenant");
+    }
+
+    #[test]
+    fn tables_are_what_the_proxy_adopts_for_its_current_and_previous_ring() {
+        let vars = [("buckets", "bkt1,bkt2,bkt3,bkt4"), ("previous_buckets", "bkt1,bkt2,bkt3"), ("key_prefix", "traces"), ("endpoint", "http://s3:9000"), ("allow_anonymous", "true")];
+        let value = ring_tables(&names("bkt1,bkt2,bkt3,bkt4"), Some(&names("bkt1,bkt2,bkt3")), "traces");
+        let lookup = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()).or_else(|| (name == "ring_tables").then(|| value.clone()));
+        let proxy = tempo_s3_shard_core::context::Proxy::new(tempo_s3_shard_core::config::Config::from_lookup(lookup).unwrap());
+        assert_eq!(proxy.ring_tables, (2, 2), "{value}");
+        assert!(proxy.rings().all(|r| !r.hashed_here()));
+        let without_prefix = ring_tables(&names("bkt1,bkt2,bkt3,bkt4"), None, "");
+        assert_ne!(without_prefix.split(':').next(), value.split(':').next(), "the prefix is part of a ring's id");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `secret_access_key`, `virtual_bucket`, for clients `client_credentials` and `allow_anonymous`;
 //! `key_prefix` (Tempo's `prefix`), `max_body_bytes` (a platform's body cap),
 //! `trust_forwarded_proto` (TLS ends in front of the proxy), `ring_cache` (which rings keep their
-//! table in the key-value store), and the backend call timeouts
+//! table in the key-value store), `ring_tables` (rings' tables given outright), and the backend call timeouts
 //! `backend_connect_timeout`, `backend_first_byte_timeout` and `backend_idle_timeout`. Values are
 //! trimmed; an empty value counts as unset.
 //! The virtual bucket may share a name with a backend bucket: clients only ever see the virtual one.
@@ -57,6 +57,10 @@ pub struct Config {
     pub trust_forwarded_proto: bool,
     /// `ring_cache`: which rings keep their sorted table in the key-value store between requests.
     pub ring_cache: RingCache,
+    /// `ring_tables`: rings' sorted tables given in the configuration, so a request neither hashes
+    /// them nor reads them from the store. [`crate::context::Proxy::new`] moves them into the rings
+    /// they belong to; one that belongs to no ring of this configuration (stale) goes unused.
+    pub ring_tables: Vec<RingTable>,
     /// How long each backend call may take to connect, to answer, and between body bytes.
     pub timeouts: Timeouts,
 }
@@ -160,6 +164,15 @@ impl RingCache {
     }
 }
 
+/// One ring's table from `ring_tables`: what the ring is known by ([`crate::ring::Ring::table_id`])
+/// and the bytes [`crate::ring::Ring::load_table`] takes. `tempo-s3-shard ring-plan --tables`
+/// prints the variable's value for a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingTable {
+    pub id: String,
+    pub bytes: Vec<u8>,
+}
+
 /// URL scheme of the backend endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -250,6 +263,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("trust_forwarded_proto", &self.trust_forwarded_proto)
             .field("ring_cache", &self.ring_cache)
+            .field("ring_tables", &self.ring_tables.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
             .field("timeouts", &self.timeouts)
             .finish()
     }
@@ -340,6 +354,7 @@ impl Config {
             max_body_bytes: parse_max_body_bytes(value("max_body_bytes"))?,
             trust_forwarded_proto: parse_bool("trust_forwarded_proto", value("trust_forwarded_proto"))?,
             ring_cache: parse_ring_cache(value("ring_cache"))?,
+            ring_tables: parse_ring_tables(value("ring_tables"))?,
             timeouts,
         };
         cfg.shard_backends = parse_shard_backends(&cfg, value("shard_endpoints"), value("shard_credentials"))?;
@@ -573,6 +588,28 @@ fn parse_ring_cache(value: Option<String>) -> Result<RingCache, ConfigError> {
             format!("{other:?} is not one of auto (rings of 8 or more buckets), always (a store that answers in microseconds, e.g. in memory), never"),
         )),
     }
+}
+
+/// `ring_tables`: comma-separated `ID:BASE64` entries, as `tempo-s3-shard ring-plan --tables`
+/// prints them. Only their form is checked here; whether a table fits its ring, when it is adopted.
+fn parse_ring_tables(value: Option<String>) -> Result<Vec<RingTable>, ConfigError> {
+    let regenerate = "print the value again with `tempo-s3-shard ring-plan --buckets ... --tables` (or leave ring_tables unset)";
+    let Some(value) = value else { return Ok(vec![]) };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (id, table) = entry.split_once(':').unwrap_or((entry, ""));
+            if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::new("ring_tables", format!("an entry does not start with a ring's 64 hex digits and ':'; {regenerate}")));
+            }
+            match crate::codec::base64_decode(table) {
+                Some(bytes) if bytes.len() >= 16 && bytes.len() % 8 == 0 => Ok(RingTable { id: id.to_ascii_lowercase(), bytes }),
+                _ => Err(ConfigError::new("ring_tables", format!("the table of ring {}… is not a table in base64; {regenerate}", &id[..8]))),
+            }
+        })
+        .collect()
 }
 
 fn parse_bool(variable: &'static str, value: Option<String>) -> Result<bool, ConfigError> {

@@ -15,7 +15,7 @@ pub const SETTINGS: &str = "settings";
 pub const SEPARATOR: char = '\u{1f}';
 
 /// Every variable the configuration reads, in the order `settings` joins them.
-pub const VARIABLES: [&str; 20] = [
+pub const VARIABLES: [&str; 21] = [
     "buckets",
     "endpoint",
     "use_ssl",
@@ -36,6 +36,7 @@ pub const VARIABLES: [&str; 20] = [
     "max_body_bytes",
     "trust_forwarded_proto",
     "ring_cache",
+    "ring_tables",
 ];
 
 /// The template spin.toml maps `settings` to: each of [`VARIABLES`] as `{{ name }}`, joined by
@@ -111,7 +112,7 @@ mod tests {
         let joined = resolved(&[("buckets", "a\u{1f}b")]);
         let err = lookup(|name| (name == SETTINGS).then(|| joined.clone())).err().unwrap();
         assert_eq!(err.variable, SETTINGS);
-        assert!(err.message.contains("21 values where 20"), "{}", err.message);
+        assert!(err.message.contains("22 values where 21"), "{}", err.message);
         let short = lookup(|name| (name == SETTINGS).then(|| "a\u{1f}b".to_string())).err().unwrap();
         assert!(short.message.contains("2 values"), "{}", short.message);
     }

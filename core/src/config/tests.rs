@@ -321,6 +321,22 @@ fn ring_cache_is_auto_unless_set_and_names_its_choices() {
 }
 
 #[test]
+fn ring_tables_are_id_colon_base64_entries_and_a_malformed_one_names_the_variable() {
+    assert!(ok(&[]).ring_tables.is_empty());
+    let table = crate::codec::base64_encode(&[7u8; 24]);
+    let value: &'static str = Box::leak(format!("{}:{table}, {}:{table}", "ab".repeat(32), "CD".repeat(32)).into_boxed_str());
+    let tables = ok(&[("ring_tables", value)]).ring_tables;
+    assert_eq!(tables.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), ["ab".repeat(32), "cd".repeat(32)]);
+    assert!(tables.iter().all(|t| t.bytes == [7u8; 24]));
+    let short_id: &'static str = Box::leak(format!("abcd:{table}").into_boxed_str());
+    let not_base64: &'static str = Box::leak(format!("{}:not*base64", "ab".repeat(32)).into_boxed_str());
+    let ragged: &'static str = Box::leak(format!("{}:{}", "ab".repeat(32), crate::codec::base64_encode(&[1u8; 20])).into_boxed_str());
+    for bad in [short_id, not_base64, ragged, "no-colon-at-all"] {
+        assert!(fails(&[("ring_tables", bad)], "ring_tables").contains("ring-plan --buckets ... --tables"), "{bad}");
+    }
+}
+
+#[test]
 fn backend_and_client_timeouts() {
     assert_eq!(ok(&[]).timeouts, Timeouts { connect_ms: 5_000, first_byte_ms: 30_000, idle_ms: 30_000, client_idle_ms: 20_000 });
     let c = ok(&[

@@ -4,12 +4,12 @@
 use super::Transport;
 use crate::context::Proxy;
 
-/// Adopt the rings' tables from the store, for rings large enough to be worth it; a ring the store
-/// has no (good) table for is hashed now. Returns whether a table hashed here is to be stored
-/// after the answer. Without a store, rings hash lazily as they go.
+/// Adopt the rings' tables from the store, for rings large enough to be worth it that have none
+/// from `ring_tables`; a ring the store has no (good) table for is hashed now. Returns whether a
+/// table hashed here is to be stored after the answer. Without a store, rings hash lazily.
 pub fn load(proxy: &Proxy, t: &impl Transport) -> bool {
     let mut cached = false;
-    for ring in proxy.rings() {
+    for ring in proxy.rings().filter(|ring| !ring.has_table()) {
         let Some(key) = ring.cache_key() else { continue };
         match t.kv_get(&key) {
             Err(_) => return false,

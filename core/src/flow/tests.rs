@@ -556,3 +556,61 @@ fn a_request_that_finds_the_ring_table_hashes_no_point() {
         assert!(!hashed(&format!("/proxy-bucket/{key}")), "{key}: placed (and logged) from the stored table");
     }
 }
+
+/// Whether a GET of `target` hashed any ring (rather than finding every owner in a given or stored
+/// table), and the backend bucket it went to.
+fn placed(script: &Script<impl Fn(&Call, usize) -> Scripted>, vars: &[(String, String)], target: &str) -> (bool, String) {
+    let parts = RequestParts::new("GET", target, vec![("host".into(), "proxy.local".into())]);
+    let request = Request { parts, https: false, now_unix: 1_700_000_000, request_id: "r".into() };
+    let (_, finish) = block_on(handle(script, request, |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())));
+    let hashed = finish.proxy.as_ref().is_some_and(|p| p.rings().any(|r| r.hashed_here()));
+    finish.done(script, 200, Ok(1), 1);
+    let bucket = script.calls.borrow().last().map(|c| c.bucket.clone()).unwrap_or_default();
+    (hashed, bucket)
+}
+
+#[test]
+fn rings_given_in_ring_tables_are_neither_hashed_nor_read_from_the_store_and_place_as_hashed() {
+    let sixteen: Vec<String> = (0..16).map(|i| format!("shard{i}")).collect();
+    let config = [("buckets", sixteen.join(",")), ("previous_buckets", sixteen[..15].join(",")), ("key_prefix", "traces".to_string())];
+    let config: Vec<(&str, &str)> = config.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let hashed = proxy(&config);
+    let tables = hashed.rings().map(|r| r.table_entry()).collect::<Vec<_>>().join(",");
+    let given = proxy(&[config.as_slice(), &[("ring_tables", tables.as_str())]].concat());
+    assert_eq!(given.ring_tables, (2, 2));
+    for i in 0..2_000 {
+        let key = format!("traces/tenant-{}/block-{i}/data.parquet", i % 7);
+        assert_eq!(given.owners(&key), hashed.owners(&key), "{key}");
+    }
+    assert!(given.rings().all(|r| !r.hashed_here()));
+    // Through a request: the store (every ring cached) is neither read for them nor written.
+    let vars = vars(&[config.as_slice(), &[("ring_tables", tables.as_str()), ("ring_cache", "always")]].concat());
+    let script = Script::new(|_, _| ok(b"x")).with_store();
+    for i in 0..20 {
+        let key = format!("traces/t/b{i}/k");
+        let (hashed_here, bucket) = placed(&script, &vars, &format!("/proxy-bucket/{key}"));
+        assert!(!hashed_here, "{key}");
+        assert_eq!(bucket, hashed.ring.owner(&key), "{key}");
+    }
+    assert_eq!(script.kv_reads.get(), 0);
+    assert!(script.kv.borrow().as_ref().is_some_and(|kv| kv.is_empty()));
+}
+
+#[test]
+fn a_stale_ring_table_is_left_unused_and_the_health_check_says_so() {
+    let other = proxy(&[("buckets", "shard1,shard2")]);
+    let stale = other.ring.table_entry();
+    let p = proxy(&[("ring_tables", stale.as_str())]);
+    assert_eq!(p.ring_tables, (1, 0));
+    let vars = vars(&[("ring_tables", stale.as_str()), ("ring_cache", "never")]);
+    let script = Script::new(|_, _| ok(b"x"));
+    let (hashed_here, bucket) = placed(&script, &vars, "/proxy-bucket/t/b/k");
+    assert!(hashed_here, "a ring without its table hashes");
+    assert_eq!(bucket, proxy(&[]).ring.owner("t/b/k"));
+    let health: serde_json::Value = serde_json::from_slice(&crate::admin::health(&p, &[Ok(200), Ok(200), Ok(200)]).body).unwrap();
+    assert_eq!((health["ring_tables"]["given"].as_u64(), health["ring_tables"]["adopted"].as_u64()), (Some(1), Some(0)));
+    assert!(health["ring_tables"]["stale"].as_str().is_some_and(|why| why.contains("ring-plan --tables")), "{health}");
+    assert_eq!(health["healthy"], true, "a stale table costs time, not correctness");
+    let current: serde_json::Value = serde_json::from_slice(&crate::admin::health(&proxy(&[]), &[Ok(200), Ok(200), Ok(200)]).body).unwrap();
+    assert!(current.get("ring_tables").is_none(), "{current}");
+}

@@ -59,12 +59,14 @@ pub struct Script<F> {
     pub client_stalls: Cell<bool>,
     /// The limit the core set on pauses in the client's body.
     pub client_idle_ms: Cell<Option<u64>>,
+    /// How many times the key-value store was read.
+    pub kv_reads: Cell<usize>,
 }
 
 impl<F: Fn(&Call, usize) -> Scripted> Script<F> {
     /// Backends answer with `answer(call, n)`, `n` counting earlier calls of the same method and path.
     pub fn new(answer: F) -> Script<F> {
-        Script { answer, calls: RefCell::new(vec![]), client: RefCell::new(VecDeque::new()), kv: RefCell::new(None), client_stalls: Cell::new(false), client_idle_ms: Cell::new(None) }
+        Script { answer, calls: RefCell::new(vec![]), client: RefCell::new(VecDeque::new()), kv: RefCell::new(None), client_stalls: Cell::new(false), client_idle_ms: Cell::new(None), kv_reads: Cell::new(0) }
     }
 
     /// The client's request body, arriving in `pieces`.
@@ -162,6 +164,7 @@ impl<F: Fn(&Call, usize) -> Scripted> Transport for Script<F> {
     }
 
     fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.kv_reads.set(self.kv_reads.get() + 1);
         match &*self.kv.borrow() {
             Some(store) => Ok(store.get(key).cloned()),
             None => Err("no store".into()),
