@@ -78,7 +78,7 @@ pub fn health(proxy: &Proxy, answers: &[Result<u16, String>]) -> Reply {
     let ok = answers.len() == proxy.all_buckets.len() && answers.iter().all(|a| matches!(a, Ok(200)));
     let mut body = json!({"config": "ok", "healthy": ok, "backends": backends});
     if let (given @ 1.., adopted) = proxy.ring_tables {
-        let stale = (adopted < given).then_some("a table in ring_tables belongs to no ring of this configuration: requests hash the ring or read the store instead; print the value again with ring-plan --tables");
+        let stale = (adopted < given).then_some("a table in ring_tables belongs to no ring of this configuration (or is damaged): those rings are hashed or read from the store instead; print the value again with ring-plan --tables");
         body["ring_tables"] = json!({"given": given, "adopted": adopted, "stale": stale});
     }
     Reply::json(if ok { 200 } else { 503 }, &body)
