@@ -543,14 +543,7 @@ fn a_request_that_finds_the_ring_table_hashes_no_point() {
     let sixteen: Vec<String> = (0..16).map(|i| format!("shard{i}")).collect();
     let vars = vars(&[("buckets", &sixteen.join(","))]);
     let script = Script::new(|_, _| ok(b"x")).with_store();
-    let hashed = |target: &str| {
-        let parts = RequestParts::new("GET", target, vec![("host".into(), "proxy.local".into())]);
-        let request = Request { parts, https: false, now_unix: 1_700_000_000, request_id: "r".into() };
-        let (_, finish) = block_on(handle(&script, request, |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())));
-        let hashed = finish.proxy.as_ref().is_some_and(|p| p.ring.hashed_here());
-        finish.done(&script, 200, Ok(1), 1);
-        hashed
-    };
+    let hashed = |target: &str| placed(&script, &vars, target).0;
     assert!(hashed("/proxy-bucket/t/b1/k"), "the first request hashes the ring and stores its table");
     for key in ["t/b2/k", "t/b3/data", "other/tenant/x"] {
         assert!(!hashed(&format!("/proxy-bucket/{key}")), "{key}: placed (and logged) from the stored table");
