@@ -113,20 +113,24 @@ impl Bench {
             let head_object = self.compare(&setup, 1, &Op::HeadObject(key.clone()), secs).await;
             let op = Op::Locate(key.clone());
             let locate = self.one_at_a_time(&op, &setup.dest(Target::Proxy), secs).await;
-            let ring_us = locate.p50_us - head_bucket.proxy.p50_us;
+            let base = head_bucket.proxy.p50_us;
+            let ring_us = locate.p50_us - base;
             // The same lookup with the ring hashed per request, as under Spin's default (`auto`)
             // for rings under 8 buckets, or with `never`.
-            let hashing = self.setup_with(&bucket_names(n), &[], None, false, Wire::Http, &[("ring_cache", "never")]).await?;
-            let hashed_us = self.one_at_a_time(&op, &hashing.dest(Target::Proxy), secs).await.p50_us - head_bucket.proxy.p50_us;
+            let hashed_us = self.lookup_us(n, &op, &[("ring_cache", "never")], base, secs).await?;
             // And with the table given in `ring_tables` (no store: a table that did not fit would hash).
             let tables = tempo_s3_shard_host::ring_plan::ring_tables(&bucket_names(n), None, "");
-            let vars = [("ring_cache", "never"), ("ring_tables", tables.as_str())];
-            let given = self.setup_with(&bucket_names(n), &[], None, false, Wire::Http, &vars).await?;
-            let given_us = self.one_at_a_time(&op, &given.dest(Target::Proxy), secs).await.p50_us - head_bucket.proxy.p50_us;
+            let given_us = self.lookup_us(n, &op, &[("ring_cache", "never"), ("ring_tables", tables.as_str())], base, secs).await?;
             fixed.wasm.push(WasmRow { n, head_bucket, head_object, locate, ring_us, hashed_us, given_us });
         }
         fixed.native.insert(0, ("component instantiation".into(), 0, instantiate));
         Ok(fixed)
+    }
+
+    /// `op`'s p50 one at a time through a fresh proxy of `n` buckets with `vars`, less `base`.
+    async fn lookup_us(&mut self, n: usize, op: &Op, vars: &[(&str, &str)], base: f64, secs: f64) -> anyhow::Result<f64> {
+        let setup = self.setup_with(&bucket_names(n), &[], None, false, Wire::Http, vars).await?;
+        Ok(self.one_at_a_time(op, &setup.dest(Target::Proxy), secs).await.p50_us - base)
     }
 
     /// `op` one request at a time against `dest` for `secs`, after a warm-up.
