@@ -61,7 +61,8 @@ pub fn locate(proxy: &Proxy, key: &str) -> Reply {
 
 /// `health` from each bucket's answer (an HTTP status, or why it could not be reached):
 /// 200 when every bucket answered 200, 503 otherwise. Names no endpoint or credential. With
-/// `ring_tables` set, also how many of its tables a ring adopted, and why when not all.
+/// `ring_tables` set, also how many of its tables a ring adopted whole (each checked point by
+/// point), and why when not all.
 pub fn health(proxy: &Proxy, answers: &[Result<u16, String>]) -> Reply {
     let backends: Vec<_> = proxy
         .all_buckets
@@ -77,7 +78,10 @@ pub fn health(proxy: &Proxy, answers: &[Result<u16, String>]) -> Reply {
         .collect();
     let ok = answers.len() == proxy.all_buckets.len() && answers.iter().all(|a| matches!(a, Ok(200)));
     let mut body = json!({"config": "ok", "healthy": ok, "backends": backends});
-    if let (given @ 1.., adopted) = proxy.ring_tables {
+    if let (given @ 1.., _) = proxy.ring_tables {
+        // Only a table that is whole counts: a damaged one is distrusted as soon as a lookup
+        // meets the damage.
+        let adopted = proxy.rings().filter(|ring| ring.given_table_is_whole() == Some(true)).count();
         let stale = (adopted < given).then_some("a table in ring_tables belongs to no ring of this configuration (or is damaged): those rings are hashed or read from the store instead; print the value again with ring-plan --tables");
         body["ring_tables"] = json!({"given": given, "adopted": adopted, "stale": stale});
     }

@@ -182,6 +182,22 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The eight bytes at `offset` of the data standard base64 `text` encodes, as a big-endian
+/// number, read from the (at most four) symbol quads that hold them, without decoding the rest;
+/// `None` when the text ends first or a symbol there is not base64. Padding reads as zero bits.
+pub fn base64_u64_at(text: &str, offset: usize) -> Option<u64> {
+    let (first, last) = (offset / 3, (offset + 7) / 3);
+    let mut bytes = [0u8; 12];
+    for (quad, out) in text.as_bytes().get(first * 4..last * 4 + 4)?.as_chunks::<4>().0.iter().zip(bytes.chunks_exact_mut(3)) {
+        let n = base64_quad(&quad.map(|c| if c == b'=' { b'A' } else { c }))?;
+        out.copy_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+    }
+    let start = offset - first * 3;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[start..start + 8]);
+    Some(u64::from_be_bytes(word))
+}
+
 /// URL-safe base64 (`-` and `_`) without padding (listing continuation tokens).
 pub fn base64url_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
@@ -286,6 +302,20 @@ mod tests {
             owned(&[("acl", ""), ("prefix", "a b+c"), ("x", "=="), ("list-type", "2")])
         );
         assert_eq!(decode_query("a=%zz").unwrap_err().code, ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn eight_bytes_read_anywhere_in_base64_match_the_whole_decode() {
+        let data: Vec<u8> = (0..64u32).map(|i| (i * 37 + 11) as u8).collect();
+        for len in [8, 9, 10, 11, 24, 61, 64] {
+            let text = base64_encode(&data[..len]);
+            for offset in 0..=len - 8 {
+                let want = u64::from_be_bytes(data[offset..offset + 8].try_into().unwrap());
+                assert_eq!(base64_u64_at(&text, offset), Some(want), "{len} bytes, at {offset}");
+            }
+            assert_eq!(base64_u64_at(&text, len), None, "past the end of {len} bytes");
+        }
+        assert_eq!(base64_u64_at("AAAA*AAAAAAA", 0), None, "a symbol outside the alphabet");
     }
 
     #[test]

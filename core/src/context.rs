@@ -33,7 +33,7 @@ impl Proxy {
             let adopted = proxy.rings().filter(|ring| {
                 let id = ring.table_id();
                 let found = tables.iter().position(|t| t.id == id);
-                found.is_some_and(|i| ring.load_table(tables.swap_remove(i).bytes))
+                found.is_some_and(|i| ring.adopt_given(tables.swap_remove(i).text))
             });
             proxy.ring_tables.1 = adopted.count();
         }

@@ -19,13 +19,15 @@
 //! says: the `ring_cache` variable) is worth keeping between requests: its sorted table encodes to
 //! bytes ([`Ring::table_to_cache`]) under a name derived from the buckets ([`Ring::cache_key`]),
 //! and a later request adopts it ([`Ring::load_table`]) instead of hashing. The `ring_tables`
-//! variable can give the tables outright ([`Ring::table_entry`] prints one), named the same way
-//! ([`Ring::table_id`]).
+//! variable can give the tables outright ([`Ring::table_entry`] prints one, [`Ring::adopt_given`]
+//! takes it), named the same way ([`Ring::table_id`]); such a table is read entry by entry and
+//! each answer checked against its neighbours ([`given`]).
 //! A loaded table is checked for shape and against its check word when adopted (so a table that
 //! lost or changed entries is refused, while one of buckets whose names make identical points, as
 //! `shard1` + `10` and `shard11` + `0` do, is not), and every owner it answers is re-hashed (one
 //! SHA-256): a point that does not belong to its bucket makes the ring distrust the table and hash.
 
+mod given;
 #[cfg(any(test, target_arch = "wasm32"))]
 mod lanes;
 
@@ -182,10 +184,13 @@ pub struct Ring {
     /// Sorted, deduplicated points, each [`entry`]`(point, bucket index, replica)`, once a lookup
     /// built them or a cached table was loaded.
     table: OnceLock<Table>,
+    /// The table `ring_tables` gave, adopted in its place ([`Ring::adopt_given`]).
+    given: OnceLock<given::Given>,
     /// What the scan of the first lookup found, as [`SCANNED`]` | point << 16 | bucket index` (0
     /// before it): the same key again costs nothing, another key builds the table.
     scanned: AtomicU64,
-    /// A loaded table answered an owner whose point it does not have: hash instead of trusting it.
+    /// A loaded or given table answered an owner whose point it does not have: hash instead of
+    /// trusting it.
     distrusted: AtomicBool,
 }
 
@@ -288,6 +293,7 @@ impl Clone for Ring {
             prefix: self.prefix.clone(),
             cache_min_points: self.cache_min_points,
             table: self.table.clone(),
+            given: self.given.clone(),
             scanned: AtomicU64::new(self.scanned.load(Ordering::Relaxed)),
             distrusted: AtomicBool::new(self.distrusted.load(Ordering::Relaxed)),
         }
@@ -318,6 +324,7 @@ impl Ring {
             prefix: String::new(),
             cache_min_points: Some(CACHE_MIN_POINTS),
             table: OnceLock::new(),
+            given: OnceLock::new(),
             scanned: AtomicU64::new(0),
             distrusted: AtomicBool::new(false),
         }
@@ -356,11 +363,17 @@ impl Ring {
         }
     }
 
-    /// Hash every point into a sorted, deduplicated table.
-    fn compute_table(&self) -> Vec<u64> {
+    /// Hash every point: their entries, sorted (equal points by bucket index).
+    fn sorted_points(&self) -> Vec<u64> {
         let mut points = Vec::with_capacity(self.buckets.len() * self.replicas);
         self.each_point(|point, index, replica| points.push(entry(point, index, replica)));
         points.sort_unstable();
+        points
+    }
+
+    /// Hash every point into a sorted, deduplicated table.
+    fn compute_table(&self) -> Vec<u64> {
+        let points = self.sorted_points();
         // Equal points sort by bucket index; keep the highest (the later bucket wins).
         let mut table: Vec<u64> = Vec::with_capacity(points.len());
         for entry in points {
@@ -411,15 +424,37 @@ impl Ring {
         crate::codec::hex(&hasher.finalize())
     }
 
-    /// Whether the ring already has its table (hashed, or adopted with [`Ring::load_table`]).
+    /// Whether the ring already has its table (hashed, or adopted with [`Ring::load_table`] or
+    /// [`Ring::adopt_given`]).
     pub fn has_table(&self) -> bool {
-        self.table.get().is_some()
+        self.table.get().is_some() || self.given.get().is_some()
     }
 
-    /// The table as the `ring_tables` variable carries it: [`Ring::table_id`], `:`, and the bytes
-    /// [`Ring::load_table`] takes in base64 (the table is hashed now if the ring has none yet).
+    /// The table as the `ring_tables` variable carries it: [`Ring::table_id`], `:`, and every
+    /// point's entry, sorted, in base64 (hashed now): the text [`Ring::adopt_given`] takes.
     pub fn table_entry(&self) -> String {
-        format!("{}:{}", self.table_id(), crate::codec::base64_encode(&self.table().to_cache()))
+        format!("{}:{}", self.table_id(), given::Given::encode(&self.sorted_points()))
+    }
+
+    /// Adopt the text of a [`Ring::table_entry`] as this ring's table, read entry by entry as
+    /// lookups need it ([`given`]). Returns false, changing nothing, when it is not exactly as long
+    /// as this ring's points take or the ring has a table already.
+    pub fn adopt_given(&self, text: String) -> bool {
+        let table = given::Given::new(text, self.buckets.len() * self.replicas);
+        !self.has_table() && table.is_some_and(|table| self.given.set(table).is_ok())
+    }
+
+    /// For a ring with a given table: whether the whole of it is this ring's (every entry one of
+    /// its points, in order, none twice: with the length checked, every point). Hashes every
+    /// point, so only the health check asks.
+    pub fn given_table_is_whole(&self) -> Option<bool> {
+        let table = self.given.get()?;
+        let mut previous: Option<u64> = None;
+        Some(table.entries().all(|entry| {
+            let in_order = entry.is_some_and(|e| previous.is_none_or(|p| p < e) && self.is_genuine(e));
+            previous = entry;
+            in_order
+        }))
     }
 
     /// Adopt a table from [`Ring::table_to_cache`] of a ring over the same buckets. Returns false,
@@ -459,6 +494,9 @@ impl Ring {
 
     /// Whether `entry` is really `(point, bucket, replica)` of this ring.
     fn is_genuine(&self, entry: u64) -> bool {
+        if entry_index(entry) >= self.buckets.len() || entry_replica(entry) >= self.replicas {
+            return false;
+        }
         let mut digits = [0u8; 20];
         let mut hasher = Sha256::new_with_prefix(self.buckets[entry_index(entry)].as_bytes());
         hasher.update(decimal(entry_replica(entry), &mut digits));
@@ -480,7 +518,14 @@ impl Ring {
 
     /// The index (into [`Ring::buckets`]) of the bucket that owns `key`.
     pub fn owner_index(&self, key: &str) -> usize {
-        let point = key_point(self.hash_key(key));
+        self.owner_at(key_point(self.hash_key(key)))
+    }
+
+    /// The index of the bucket that owns ring position `point`.
+    fn owner_at(&self, point: u32) -> usize {
+        if let Some(index) = self.given_owner(point) {
+            return index;
+        }
         if self.table.get().is_none() {
             let scanned = self.scanned.load(Ordering::Relaxed);
             if scanned == 0 {
@@ -502,6 +547,19 @@ impl Ring {
             return self.scan(point);
         }
         entry_index(entry)
+    }
+
+    /// The owner of `point` in the given table, when the ring has one it trusts and every entry
+    /// the answer rests on is one of the ring's points (else the ring distrusts the table).
+    fn given_owner(&self, point: u32) -> Option<usize> {
+        let table = self.given.get().filter(|_| !self.distrusted.load(Ordering::Relaxed))?;
+        match table.lookup(point) {
+            Some(found) if found.deciding.iter().all(|&e| self.is_genuine(e)) => Some(entry_index(found.owner)),
+            _ => {
+                self.distrusted.store(true, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
     /// Whether this ring hashed its points (a lookup's scan or a table built here) rather than
@@ -764,6 +822,79 @@ mod tests {
             assert_eq!(cached.owner_index(&key), hashed.owner_index(&key), "{key}");
         }
         assert!(!cached.hashed_here());
+    }
+
+    /// Four buckets, two of whose names make ten identical points ("shard1" + "10" is "shard11" + "0").
+    fn colliding() -> Vec<String> {
+        names(&["shard1", "shard11", "shard2", "shard3"])
+    }
+
+    /// Ring positions at, just below and just above every point of `ring`, and both ends.
+    fn around_every_point(ring: &Ring) -> Vec<u32> {
+        let around = ring.sorted_points().into_iter().flat_map(|e| [entry_point(e).wrapping_sub(1), entry_point(e), entry_point(e).wrapping_add(1)]);
+        around.chain([0, u32::MAX]).collect()
+    }
+
+    #[test]
+    fn a_given_table_places_every_position_exactly_like_hashing_and_hashes_nothing() {
+        for buckets in [colliding(), sixteen()] {
+            let hashed = Ring::new(&buckets);
+            let entry = hashed.table_entry();
+            let (id, text) = entry.split_once(':').unwrap();
+            assert_eq!(id, hashed.table_id());
+            let given = Ring::new(&buckets);
+            assert!(given.adopt_given(text.to_string()));
+            for point in around_every_point(&hashed) {
+                assert_eq!(given.owner_at(point), hashed.owner_at(point), "{point}");
+            }
+            for i in 0..500 {
+                let key = format!("tenant/block-{i}/data.parquet");
+                assert_eq!(given.owner_index(&key), hashed.owner_index(&key), "{key}");
+            }
+            assert!(!given.hashed_here() && !given.distrusted.load(Ordering::Relaxed));
+            assert_eq!(given.table_to_cache(), None, "nothing to store");
+            assert_eq!(given.given_table_is_whole(), Some(true));
+            assert!(!given.adopt_given(text.to_string()), "a ring adopts one table");
+        }
+    }
+
+    #[test]
+    fn a_given_table_of_the_wrong_length_is_not_adopted() {
+        let buckets = colliding();
+        let entry = Ring::new(&buckets).table_entry();
+        let text = entry.split_once(':').unwrap().1;
+        let fewer = Ring::new(&buckets[..3]).table_entry().split_once(':').unwrap().1.to_string();
+        for (what, bad) in [("cut short", text[..text.len() - 4].to_string()), ("longer", format!("{text}AAAA")), ("of three buckets", fewer), ("empty", String::new())] {
+            let ring = Ring::new(&buckets);
+            assert!(!ring.adopt_given(bad), "{what}");
+            assert!(!ring.has_table() && ring.given_table_is_whole().is_none(), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_given_table_never_misplaces_a_position() {
+        let buckets = colliding();
+        let truth = Ring::new(&buckets);
+        let entry = truth.table_entry();
+        let text = entry.split_once(':').unwrap().1;
+        let positions = around_every_point(&truth);
+        // Every symbol but the padding, changed to another symbol and to a byte outside base64.
+        let symbols = text.trim_end_matches('=').len();
+        for at in (0..symbols).step_by(3) {
+            for with in [if text.as_bytes()[at] == b'A' { b'B' } else { b'A' }, b'*'] {
+                let mut damaged = text.as_bytes().to_vec();
+                damaged[at] = with;
+                let ring = Ring::new(&buckets);
+                assert!(ring.adopt_given(String::from_utf8(damaged).unwrap()), "same length: adopted");
+                // The entries the changed symbol is part of, and their neighbours.
+                let entry = at / 4 * 3 / 8;
+                let near = &positions[(entry * 3).saturating_sub(6)..(entry * 3 + 9).min(positions.len())];
+                for &point in near.iter().chain(&positions[positions.len() - 2..]) {
+                    assert_eq!(ring.owner_at(point), truth.owner_at(point), "symbol {at} as {}, position {point}", with as char);
+                }
+                assert_eq!(ring.given_table_is_whole(), Some(false), "symbol {at} as {}", with as char);
+            }
+        }
     }
 
     #[test]
