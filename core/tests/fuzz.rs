@@ -444,3 +444,39 @@ proptest! {
         }
     }
 }
+
+/// Buckets two of whose names make ten identical points (`shard1` + `10` is `shard11` + `0`).
+const RING_BUCKETS: [&str; 4] = ["shard1", "shard11", "shard2", "shard3"];
+
+proptest! {
+    #![proptest_config(config(48))]
+
+    /// A `ring_tables` table with one symbol changed, removed or added never places a key
+    /// anywhere but on its owner (and never panics): the damage is refused, or distrusted where a
+    /// lookup meets it.
+    #[test]
+    fn a_damaged_ring_table_never_misplaces_a_key(
+        at in any::<prop::sample::Index>(),
+        with in prop::sample::select(b"AZaz09+/=*-".to_vec()),
+        how in 0..3u8,
+        keys in prop::collection::vec("[a-z0-9]{1,8}/[a-z0-9-]{1,12}/[a-z.]{1,10}", 1..12),
+    ) {
+        use tempo_s3_shard_core::ring::Ring;
+        let buckets: Vec<String> = RING_BUCKETS.iter().map(|b| b.to_string()).collect();
+        let truth = Ring::new(&buckets);
+        let entry = truth.table_entry();
+        let mut text = entry.split_once(':').map(|(_, t)| t.as_bytes().to_vec()).unwrap_or_default();
+        let i = at.index(text.len());
+        match how {
+            0 => text[i] = with,
+            1 => { text.remove(i); }
+            _ => text.insert(i, with),
+        }
+        let ring = Ring::new(&buckets);
+        let adopted = ring.adopt_given(String::from_utf8_lossy(&text).into_owned());
+        prop_assert_eq!(adopted, how == 0, "only a change that keeps the length is adopted");
+        for key in &keys {
+            prop_assert_eq!(ring.owner(key), truth.owner(key), "{}", key);
+        }
+    }
+}
