@@ -473,7 +473,7 @@ impl Ring {
         let (mut previous, mut well_formed): (Option<u32>, bool) = (None, true);
         let word = check_word(table.entries().inspect(|&e| {
             well_formed &= previous.is_none_or(|p| p < entry_point(e));
-            well_formed &= entry_index(e) < self.buckets.len() && entry_replica(e) < self.replicas;
+            well_formed &= self.in_range(e);
             previous = Some(entry_point(e));
         }));
         well_formed && word == check && self.table.set(table).is_ok()
@@ -492,9 +492,14 @@ impl Ring {
         }
     }
 
+    /// Whether `entry` names one of this ring's buckets and replicas.
+    fn in_range(&self, entry: u64) -> bool {
+        entry_index(entry) < self.buckets.len() && entry_replica(entry) < self.replicas
+    }
+
     /// Whether `entry` is really `(point, bucket, replica)` of this ring.
     fn is_genuine(&self, entry: u64) -> bool {
-        if entry_index(entry) >= self.buckets.len() || entry_replica(entry) >= self.replicas {
+        if !self.in_range(entry) {
             return false;
         }
         let mut digits = [0u8; 20];
