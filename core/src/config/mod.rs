@@ -12,7 +12,7 @@
 
 pub mod settings;
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::error::S3Error;
@@ -486,7 +486,7 @@ fn parse_client_credentials(raw: Option<String>) -> Result<Vec<(String, String)>
         }
         out
     };
-    let mut seen = HashSet::new();
+    let mut seen = BTreeSet::new();
     for (i, (k, v)) in pairs.iter().enumerate() {
         if k.is_empty() || v.is_empty() {
             return Err(ConfigError::new(VAR, format!("entry #{} has an empty access key or secret", i + 1)));
@@ -545,7 +545,7 @@ fn parse_buckets(var: &'static str, value: Option<String>) -> Result<Vec<String>
     if buckets.is_empty() {
         return Err(ConfigError::new(var, "the bucket list is empty; list at least one backend bucket"));
     }
-    let mut seen = HashSet::new();
+    let mut seen = BTreeSet::new();
     for (i, bucket) in buckets.iter().enumerate() {
         if bucket.is_empty() {
             return Err(ConfigError::new(
