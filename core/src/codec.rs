@@ -155,7 +155,7 @@ fn base64_quad(q: &[u8]) -> Option<u32> {
 }
 
 /// Decode standard padded base64; `None` on any invalid character, length or padding. (A table
-/// lookup per symbol and three bytes per quad: `ring_tables` decodes tens of KiB per request.)
+/// lookup per symbol and three bytes per quad; `ring_tables` is read with [`base64_u64_at`].)
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
     if !bytes.len().is_multiple_of(4) {
