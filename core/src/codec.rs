@@ -145,13 +145,14 @@ const BASE64_VALUES: [u8; 256] = {
 /// Marks a byte outside the alphabet in [`BASE64_VALUES`] (the high bit, which no value has).
 const NOT_BASE64: u8 = 0x80;
 
-/// The 24 bits of four base64 symbols, or `None` if one is not in the alphabet.
-fn base64_quad(q: &[u8]) -> Option<u32> {
+/// The three bytes four base64 symbols stand for, or `None` if one is not in the alphabet.
+fn base64_quad(q: &[u8]) -> Option<[u8; 3]> {
     let [a, b, c, d] = [q[0], q[1], q[2], q[3]].map(|c| BASE64_VALUES[usize::from(c)]);
     if (a | b | c | d) & NOT_BASE64 != 0 {
         return None;
     }
-    Some(u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d))
+    let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+    Some([(n >> 16) as u8, (n >> 8) as u8, n as u8])
 }
 
 /// Decode standard padded base64; `None` on any invalid character, length or padding. (A table
@@ -164,8 +165,7 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
     let (whole, last) = bytes.split_at(bytes.len().saturating_sub(4));
     for q in whole.chunks_exact(4) {
-        let n = base64_quad(q)?;
-        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+        out.extend_from_slice(&base64_quad(q)?);
     }
     if last.is_empty() {
         return Some(out);
@@ -177,8 +177,7 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     }
     let mut quad = [b'A'; 4];
     quad[..4 - pad].copy_from_slice(&last[..4 - pad]);
-    let n = base64_quad(&quad)?;
-    out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8][..3 - pad]);
+    out.extend_from_slice(&base64_quad(&quad)?[..3 - pad]);
     Some(out)
 }
 
@@ -189,8 +188,7 @@ pub fn base64_u64_at(text: &str, offset: usize) -> Option<u64> {
     let (first, last) = (offset / 3, (offset + 7) / 3);
     let mut bytes = [0u8; 12];
     for (quad, out) in text.as_bytes().get(first * 4..last * 4 + 4)?.as_chunks::<4>().0.iter().zip(bytes.chunks_exact_mut(3)) {
-        let n = base64_quad(&quad.map(|c| if c == b'=' { b'A' } else { c }))?;
-        out.copy_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+        out.copy_from_slice(&base64_quad(&quad.map(|c| if c == b'=' { b'A' } else { c }))?);
     }
     let start = offset - first * 3;
     let mut word = [0u8; 8];
