@@ -62,6 +62,8 @@ pub struct ComponentHost {
     /// Free instance slots; a request holds one for its instance's lifetime.
     slots: Arc<tokio::sync::Semaphore>,
     pool: Pool,
+    /// Whether serving threads instantiate and tear down while they wait (see [`crate::idle`]).
+    pub(crate) idle_work: bool,
 }
 
 /// The runner's `ring_cache` unless one is set: its key-value store is a map in this process, which
@@ -89,6 +91,8 @@ pub struct Stats {
     pub failed: AtomicUsize,
     /// Calls of Spin's `variables.get`.
     pub variable_reads: AtomicUsize,
+    /// Requests served by an instance its thread made before they arrived ([`crate::idle`]).
+    pub made_ahead: AtomicUsize,
     /// Times an instance's linear memory grew past its initial size (each costs the pooling
     /// allocator an `mprotect` now and at reuse).
     pub memory_grows: AtomicUsize,
@@ -266,6 +270,7 @@ impl ComponentHost {
             count_frames: false,
             slots: Arc::new(tokio::sync::Semaphore::new(Pool::default().instances as usize)),
             pool: Pool::default(),
+            idle_work: crate::idle::on_from_env(),
         };
         Ok(host.spin_sockets(spin_sockets_from_env()))
     }
@@ -369,6 +374,23 @@ impl ComponentHost {
         store
     }
 
+    /// Whether serving threads ([`crate::threads::Threads`]) instantiate the next request's instance
+    /// and tear down finished ones while they wait on backends (`on`, the default unless
+    /// [`crate::idle::IDLE_WORK_VAR`] is `0`), or as each request arrives and ends, as Spin does.
+    pub fn idle_work(mut self, on: bool) -> ComponentHost {
+        self.idle_work = on;
+        self
+    }
+
+    /// A fresh instance, made at once (nothing in instantiation waits); `None` if it fails (the
+    /// pool is full), in which case the request instantiates as it arrives.
+    pub(crate) fn instantiate_now(&self) -> Option<crate::idle::Spare> {
+        use futures::FutureExt as _;
+        let mut store = self.store();
+        let proxy = self.pre.instantiate_async(&mut store).now_or_never()?.ok()?;
+        Some((store, proxy))
+    }
+
     /// Create a store and instantiate the component without calling it: the per-request setup
     /// cost, for the benchmark.
     pub async fn instantiate_only(&self) -> anyhow::Result<()> {
@@ -432,7 +454,13 @@ impl ComponentHost {
         slot: tokio::sync::OwnedSemaphorePermit,
         scheme: Scheme,
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
-        let mut store = self.store();
+        let (mut store, made) = match crate::idle::take_spare() {
+            Some((store, proxy)) => {
+                self.stats.made_ahead.fetch_add(1, Ordering::Relaxed);
+                (store, Some(proxy))
+            }
+            None => (self.store(), None),
+        };
         let observer = store.data().observer.clone();
         // Joined first: it needs the body's exact size hint, which the observer's wrapper drops.
         let low = req.extensions().get::<crate::low_water::LowWater>().cloned();
@@ -442,18 +470,25 @@ impl ComponentHost {
         let req = store.data_mut().http().new_incoming_request(scheme, req).map_err(other)?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(other)?;
         let pre = self.pre.clone();
+        crate::idle::started();
         let task = tokio::spawn(async move {
             let _slot = slot;
             let result = async {
-                let proxy = pre.instantiate_async(&mut store).await.map_err(Failure::instantiating)?;
+                let proxy = match made {
+                    Some(proxy) => proxy,
+                    None => pre.instantiate_async(&mut store).await.map_err(Failure::instantiating)?,
+                };
                 proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(|e| Failure::Other(format!("{e:?}")))
             }
             .await;
             observer.finish();
-            // The response is ready: let the connection's task send it before this one tears the
-            // instance down (resetting its memory), which on this thread's runtime it would wait for.
-            tokio::task::yield_now().await;
-            drop(store);
+            if let Some(store) = crate::idle::finished(store) {
+                // The response is ready: let the connection's task send it before this one tears
+                // the instance down (resetting its memory), which on this thread's runtime it
+                // would wait for.
+                tokio::task::yield_now().await;
+                drop(store);
+            }
             result
         });
         match receiver.await {

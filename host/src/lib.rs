@@ -7,6 +7,7 @@ pub mod backends;
 pub mod component;
 pub mod frames;
 pub mod goconfig;
+pub mod idle;
 pub mod low_water;
 pub mod manifest;
 pub mod metrics;

@@ -36,6 +36,9 @@ options:
   --ca-cert FILE       trust this CA (PEM or DER) for https backends, besides the public roots
   --spin-sockets       accepted and outbound connections without TCP_NODELAY, as Spin 3.6 leaves
                        them (also TEMPO_S3_SHARD_SPIN_SOCKETS=1; bench: this project's proxy runs so)
+  --spin-instances     instantiate each request's instance as it arrives and tear it down as it ends,
+                       as Spin does (also TEMPO_S3_SHARD_IDLE_WORK=0); by default a serving thread does
+                       both while its requests wait on backends (bench: this project's proxy runs so)
   --max-instances N    component instances running at once (default 1000, as Spin; env SPIN_MAX_INSTANCE_COUNT)
   --instance-wait SECS how long a request waits for a free instance before 503 SlowDown (default 1;
                        env TEMPO_S3_SHARD_INSTANCE_WAIT)
@@ -68,6 +71,7 @@ struct Args {
     quick: bool,
     only: Option<String>,
     spin_sockets: bool,
+    spin_instances: bool,
     seed_bin: Option<PathBuf>,
     rounds: Option<usize>,
     backend_cores: bool,
@@ -89,6 +93,7 @@ fn parse_args() -> anyhow::Result<Args> {
         quick: false,
         only: None,
         spin_sockets: false,
+        spin_instances: false,
         seed_bin: None,
         rounds: None,
         backend_cores: false,
@@ -104,6 +109,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--backend-latency" => args.backend_latency = Some(v.millis(arg)?),
             "--quick" => args.quick = true,
             "--spin-sockets" => args.spin_sockets = true,
+            "--spin-instances" => args.spin_instances = true,
             "--backend-cores" => args.backend_cores = true,
             "--seed-bin" => args.seed_bin = Some(PathBuf::from(v.value(arg)?)),
             "--ca-cert" => args.ca_cert = Some(PathBuf::from(v.value(arg)?)),
@@ -159,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
                 quick: args.quick,
                 only: args.only.clone(),
                 spin_sockets: args.spin_sockets,
+                spin_instances: args.spin_instances,
                 seed_bin: args.seed_bin.clone(),
                 rounds: args.rounds,
                 backend_cores: args.backend_cores,
@@ -214,6 +221,10 @@ async fn run_proxy(args: Args) -> anyhow::Result<()> {
     if !access_log {
         host = host.without_stdout();
         println!("access log off (log_level in the config file)");
+    }
+    if args.spin_instances {
+        host = host.idle_work(false);
+        println!("Spin's instance timing: each request instantiates as it arrives and tears down as it ends");
     }
     if args.spin_sockets {
         host = host.spin_sockets(true);

@@ -63,9 +63,11 @@ impl Pool {
     }
 
     /// Size wasmtime's pooling allocator as Spin sizes it: one memory and two tables per instance
-    /// (the component needs more than one table), and room for its core instances.
+    /// (the component needs more than one table), and room for its core instances; plus room for
+    /// the instances serving threads make ahead or have yet to tear down ([`crate::idle`]).
     pub fn configure(&self, pooling: &mut wasmtime::PoolingAllocationConfig) {
-        let n = self.instances;
+        let ahead = crate::idle::INSTANCES_PER_THREAD.saturating_mul(crate::idle::threads() as u32);
+        let n = self.instances.saturating_add(ahead);
         pooling
             .total_component_instances(n)
             .total_memories(n)

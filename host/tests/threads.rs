@@ -1,10 +1,12 @@
 //! Serving on one thread per core (`Threads`, what the runner and the bench use): many connections
-//! at once are all answered, the work spreads over every serving thread, and stopping waits for the
-//! requests in flight.
+//! at once are all answered, the work spreads over every serving thread, stopping waits for the
+//! requests in flight, and the threads' idle work (instances made ahead) stays within the pool.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tempo_s3_shard_host::backends::{BackendOptions, S3Backend};
+use tempo_s3_shard_host::pool::Pool;
 use tempo_s3_shard_host::threads::Threads;
 use tempo_s3_shard_host::{component, wasm, ComponentHost};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -103,5 +105,40 @@ async fn many_connections_spread_over_every_serving_thread_and_stop_waits_for_th
     tokio::time::timeout(Duration::from_secs(10), stopping).await.expect("stop returns once the request is done").expect("stop");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(thread_cpu(THREADS).is_empty(), "the serving threads ended");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_make_instances_while_they_wait_and_a_one_instance_pool_still_serves_every_request() {
+    // While a request waits on the backend, its thread tears down the instance it finished last and
+    // makes the next request's: one client's requests, one after the other, all find one made ahead
+    // but the first. Those instances are beyond the pool's count: with a pool of one instance,
+    // clients at once must still all be answered (none 503 SlowDown for want of a slot).
+    let dir = scratch("idle");
+    let buckets = vec!["shard1".to_string(), "shard2".to_string()];
+    let backend = S3Backend::start(&dir.join("backend"), &buckets, BackendOptions::default()).await.expect("start backend");
+    let mut variables = backend.proxy_variables(&buckets);
+    variables.insert("allow_anonymous".into(), "true".into());
+    variables.remove("client_credentials");
+    let pool = Pool { instances: 1, wait: Duration::from_secs(10) };
+    let engine = component::engine_for(&pool).expect("engine");
+    let wasm = wasm::ensure_component().expect("build the component");
+    for idle_work in [true, false] {
+        let host = ComponentHost::load(&engine, &wasm, variables.clone()).expect("load").without_stdout().with_pool(pool).idle_work(idle_work);
+        let stats = host.stats().clone();
+        let server = Threads::bind(&host, "127.0.0.1:0".parse().unwrap(), 2, "idle-test").expect("serve");
+        client(server.addr(), 0).await;
+        let made_ahead = stats.made_ahead.load(Relaxed);
+        eprintln!("idle work {idle_work}: {made_ahead} of {} requests one after the other served by an instance made ahead", 2 * REQUESTS);
+        assert_eq!(made_ahead, if idle_work { 2 * REQUESTS - 1 } else { 0 }, "requests one after the other served by an instance made ahead");
+
+        let clients: Vec<_> = (1..=4).map(|n| tokio::spawn(client(server.addr(), n))).collect();
+        for c in clients {
+            c.await.expect("a client failed");
+        }
+        server.stop(async {}).await;
+        let answered = (stats.requests.load(Relaxed), stats.overloaded.load(Relaxed), stats.failed.load(Relaxed));
+        assert_eq!(answered, (5 * 2 * REQUESTS, 0, 0), "(requests, 503 SlowDown, failed): every request answered by the component");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -53,6 +53,8 @@ pub struct Options {
     pub only: Option<String>,
     /// Run the component host with Spin's sockets (no `TCP_NODELAY`).
     pub spin_sockets: bool,
+    /// Instantiate and tear down on each request's path, as Spin does (no idle work).
+    pub spin_instances: bool,
     /// The original Go proxy's binary, to measure as a third target.
     pub seed_bin: Option<PathBuf>,
     /// Alternate the targets this many times per row (each round as long as by default), and
@@ -112,6 +114,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         budget: Budget::new(options.quick, options.rounds),
         seq: 0,
         spin_sockets: options.spin_sockets,
+        spin_instances: options.spin_instances,
         seed_bin: options.seed_bin.clone(),
         backend_runtime,
         tls,
@@ -123,6 +126,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     report.insert("component".into(), json!(wasm.display().to_string()));
     report.insert("cores".into(), json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));
     report.insert("spin_sockets".into(), json!(options.spin_sockets));
+    report.insert("spin_instances".into(), json!(options.spin_instances));
     report.insert("go_proxy".into(), json!(options.seed_bin.as_ref().map(|p| p.display().to_string())));
     report.insert("anonymous".into(), json!(bench.anonymous()));
     report.insert("ring_cache".into(), json!(tempo_s3_shard_host::component::RUNNER_RING_CACHE));
@@ -203,6 +207,11 @@ fn print_preamble(bench: &Bench, options: &Options, split: Option<&cores::Split>
     if options.spin_sockets {
         println!("ours runs with Spin's sockets: no TCP_NODELAY on its accepted or outbound connections");
     }
+    if options.spin_instances {
+        println!("ours instantiates as each request arrives and tears down as it ends, as Spin does");
+    } else {
+        println!("ours makes each request's instance, and tears the last one down, while its thread waits on the backend (--spin-instances: on the request's path, as Spin)");
+    }
     println!("every figure is measured in this run, the targets alternating ({} rounds per row, {} transfers per large row); latencies are per request;", bench.budget.rounds, bench.budget.large_reps);
     println!("cpu/op = the proxy's CPU time (its runtime's threads, or the Go process) per request");
     println!(
@@ -252,6 +261,7 @@ struct Bench {
     budget: Budget,
     seq: usize,
     spin_sockets: bool,
+    spin_instances: bool,
     seed_bin: Option<PathBuf>,
     /// Where the backends run (on their own cores with `--backend-cores`).
     backend_runtime: BackendRuntime,
@@ -377,6 +387,7 @@ impl Bench {
         let host = ComponentHost::load(&self.engine, &self.wasm, variables)?
             .without_stdout()
             .spin_sockets(self.spin_sockets)
+            .idle_work(!self.spin_instances && tempo_s3_shard_host::idle::on_from_env())
             .with_ca_roots(std::slice::from_ref(&self.tls.ca))?;
         let stats = host.stats().clone();
         let server = Threads::bind(&host, SocketAddr::from(([127, 0, 0, 1], 0)), threads::per_core(), PROXY_THREADS)?;
