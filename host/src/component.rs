@@ -382,6 +382,11 @@ impl ComponentHost {
         self
     }
 
+    /// The engine the component was compiled for.
+    pub(crate) fn engine(&self) -> &Engine {
+        self.pre.engine()
+    }
+
     /// A fresh instance, made at once (nothing in instantiation waits); `None` if it fails (the
     /// pool is full), in which case the request instantiates as it arrives.
     pub(crate) fn instantiate_now(&self) -> Option<crate::idle::Spare> {

@@ -12,9 +12,8 @@
 
 use crate::component::{ComponentHost, RequestState};
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
-use wasmtime::Store;
+use std::sync::{Mutex, OnceLock};
+use wasmtime::{Engine, EngineWeak, Store};
 use wasmtime_wasi_http::p2::bindings::Proxy;
 
 /// An instance made before its request arrived.
@@ -35,11 +34,11 @@ thread_local! {
     static SPARE: RefCell<Option<Spare>> = const { RefCell::new(None) };
 }
 
-/// Threads of this process holding a claim.
-static CLAIMS: AtomicUsize = AtomicUsize::new(0);
+/// For each engine, how many threads hold a claim on it.
+static CLAIMS: Mutex<Vec<(EngineWeak, usize)>> = Mutex::new(Vec::new());
 
-/// How many threads of this process may do idle work: one per core, as many as the runner serves
-/// on, and as many as the pooling allocator has room for.
+/// How many threads may do idle work with one engine: one per core, as many as the runner serves
+/// on, and as many as the engine's pooling allocator has room for.
 pub fn threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(crate::threads::per_core)
@@ -50,14 +49,15 @@ pub fn on_from_env() -> bool {
     std::env::var(IDLE_WORK_VAR).map_or(true, |v| v != "0")
 }
 
-/// The calling thread's right to do idle work; dropping it tears down what the thread holds.
-pub(crate) struct Claim(());
+/// The calling thread's right to do idle work with an engine; dropping it tears down what the
+/// thread holds.
+pub(crate) struct Claim(Engine);
 
-/// Claim idle work for the calling thread, unless [`threads`] threads already have.
-pub(crate) fn claim() -> Option<Claim> {
-    CLAIMS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < threads()).then_some(n + 1)).ok()?;
+/// Claim idle work with `engine` for the calling thread, unless [`threads`] threads already have.
+pub(crate) fn claim(engine: &Engine) -> Option<Claim> {
+    claims_of(engine, |n| (*n < threads()).then(|| *n += 1))?;
     CLAIMED.with(|c| c.set(true));
-    Some(Claim(()))
+    Some(Claim(engine.clone()))
 }
 
 impl Drop for Claim {
@@ -65,8 +65,25 @@ impl Drop for Claim {
         CLAIMED.with(|c| c.set(false));
         drop(FINISHED.with(|f| f.borrow_mut().take()));
         drop(SPARE.with(|s| s.borrow_mut().take()));
-        CLAIMS.fetch_sub(1, Ordering::AcqRel);
+        claims_of(&self.0, |n| {
+            *n = n.saturating_sub(1);
+            Some(())
+        });
     }
+}
+
+/// `f` applied to the count of claims on `engine` (engines gone are forgotten first).
+fn claims_of<T>(engine: &Engine, f: impl FnOnce(&mut usize) -> Option<T>) -> Option<T> {
+    let mut claims = CLAIMS.lock().ok()?;
+    claims.retain(|(weak, _)| weak.upgrade().is_some());
+    let at = match claims.iter().position(|(weak, _)| weak.upgrade().is_some_and(|e| Engine::same(&e, engine))) {
+        Some(at) => at,
+        None => {
+            claims.push((engine.weak(), 0));
+            claims.len() - 1
+        }
+    };
+    f(&mut claims[at].1)
 }
 
 /// The thread is about to wait for events (tokio's park hook): with an instance in flight, tear

@@ -42,9 +42,9 @@ impl Threads {
                 .on_thread_park(move || crate::idle::on_park(&parking))
                 .build()
                 .context("cannot start a serving thread's runtime")?;
-            let idle_work = host.idle_work;
+            let idle_work = host.idle_work.then(|| host.engine().clone());
             let thread = std::thread::Builder::new().name(name.to_string()).spawn(move || {
-                let _idle = idle_work.then(crate::idle::claim).flatten();
+                let _idle = idle_work.and_then(|engine| crate::idle::claim(&engine));
                 runtime.block_on(async move {
                     if let Some((listener, senders, stopped)) = accepting {
                         tokio::spawn(accept(listener, senders, stopped));
