@@ -1023,7 +1023,7 @@ async fn recording_backend_sees_keys_verbatim_in_the_owner_bucket() {
         let last_two: Vec<(String, String)> = seen[seen.len() - 2..].to_vec();
         assert_eq!(last_two, vec![("PUT".to_string(), expected.clone()), ("GET".to_string(), expected)], "{key}");
     }
-    server.abort();
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

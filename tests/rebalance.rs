@@ -131,7 +131,7 @@ async fn assert_all_on_owner(h: &Harness, objects: &BTreeMap<String, Vec<u8>>) {
 }
 
 /// The proxy on the four-bucket ring, with or without the three-bucket ring as `previous_buckets`.
-async fn new_proxy(h: &Harness, previous: bool) -> (Client, tokio::task::JoinHandle<()>) {
+async fn new_proxy(h: &Harness, previous: bool) -> (Client, common::Server) {
     let mut vars = HashMap::from([
         ("buckets".to_string(), NEW.join(",")),
         ("endpoint".to_string(), h.backend_endpoint()),

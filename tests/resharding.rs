@@ -63,7 +63,7 @@ async fn adding_a_bucket_keeps_every_object_readable_listed_once_and_deletable()
 /// Objects written through a three-bucket ring, then the proxy restarted with a fourth bucket and
 /// the old list as `previous_buckets`: (the old harness, a client of the new proxy, the keys whose
 /// owner changed).
-async fn resharded(keys: &[String]) -> (Harness, aws_sdk_s3::Client, Vec<String>, tokio::task::JoinHandle<()>) {
+async fn resharded(keys: &[String]) -> (Harness, aws_sdk_s3::Client, Vec<String>, common::Server) {
     let old = Harness::start(&["shard1", "shard2", "shard3"]).await;
     old.direct().create_bucket().bucket("shard4").send().await.unwrap();
     for k in keys {

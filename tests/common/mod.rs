@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tempo_s3_shard_host::backends::{BackendOptions, Recorder, S3Backend, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 use tempo_s3_shard_host::component::{self, KeyValues, Stats};
 use tempo_s3_shard_host::pool::Pool;
+use tempo_s3_shard_host::threads::Threads;
 use tempo_s3_shard_host::{wasm, ComponentHost};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -49,7 +50,26 @@ pub struct Harness {
     pub https: bool,
     /// The `key_prefix` variable the proxy runs with (empty: none).
     pub key_prefix: String,
-    server: tokio::task::JoinHandle<()>,
+    server: Server,
+}
+
+/// Serving threads of the proxy over plain HTTP, as the runner serves (each with its own runtime,
+/// making instances and tearing them down while it waits); over HTTPS, a task on the test's runtime.
+pub enum Server {
+    Threads(Threads),
+    Task(tokio::task::JoinHandle<()>),
+}
+
+/// Serving threads per proxy.
+const SERVING_THREADS: usize = 2;
+
+/// Dropping it stops accepting connections (a task also drops the ones it serves).
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Server::Task(task) = self {
+            task.abort();
+        }
+    }
 }
 
 impl Harness {
@@ -201,15 +221,14 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        self.server.abort();
-        // The backend's data (under target/test-data, or in /dev/shm): a full run would otherwise
+        // The server stops as its field drops. The backend's data (under target/test-data, or in /dev/shm): a full run would otherwise
         // leave gigabytes behind.
         let _ = std::fs::remove_dir_all(&self.backend.root);
     }
 }
 
 /// Load the (built) component with `variables` and serve it on a free loopback port.
-pub async fn start_proxy(variables: HashMap<String, String>) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>) {
+pub async fn start_proxy(variables: HashMap<String, String>) -> (SocketAddr, Server, Arc<Stats>) {
     let (addr, server, stats, _) = start_proxy_trusting(variables, &[]).await;
     (addr, server, stats)
 }
@@ -233,7 +252,7 @@ async fn start_backend(buckets: &[String]) -> S3Backend {
 pub async fn start_proxy_trusting(
     variables: HashMap<String, String>,
     roots: &[Vec<u8>],
-) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
+) -> (SocketAddr, Server, Arc<Stats>, KeyValues) {
     start_host(variables, trusting(roots), Pool::default(), false).await
 }
 
@@ -249,7 +268,7 @@ async fn start_host(
     adjust: impl FnOnce(ComponentHost) -> ComponentHost,
     pool: Pool,
     https: bool,
-) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<Stats>, KeyValues) {
+) -> (SocketAddr, Server, Arc<Stats>, KeyValues) {
     let wasm = wasm::ensure_component().expect("build the component");
     let engine = component::engine_for(&pool).expect("engine");
     let mut host = ComponentHost::load(&engine, &wasm, variables).expect("load component").with_pool(pool).counting_frames();
@@ -264,9 +283,11 @@ async fn start_host(
     let local = SocketAddr::from(([127, 0, 0, 1], 0));
     let (addr, server) = if https {
         let acceptor = tempo_s3_shard_host::tls::acceptor(&[tls_file("server.der")], &tls_file("server.key.der")).expect("TLS");
-        host.bind_tls(local, acceptor).await.expect("bind")
+        let (addr, task) = host.bind_tls(local, acceptor).await.expect("bind");
+        (addr, Server::Task(task))
     } else {
-        host.bind(local).await.expect("bind")
+        let threads = Threads::bind(&host, local, SERVING_THREADS, "proxy").expect("serve");
+        (threads.addr(), Server::Threads(threads))
     };
     (addr, server, stats, key_values)
 }
