@@ -6,11 +6,9 @@
 use crate::frames::Joined;
 use anyhow::{anyhow, Context as _};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -339,18 +337,6 @@ impl ComponentHost {
     /// The host's counters (requests, the component's peak memory).
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
-    }
-
-    /// Serve the component on `listener` until the returned task is aborted.
-    pub fn serve(self, listener: TcpListener) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(crate::service::serve(self, listener, std::future::pending()))
-    }
-
-    /// Bind `addr` and serve; returns the bound address and the server task.
-    pub async fn bind(self, addr: SocketAddr) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        let local = listener.local_addr()?;
-        Ok((local, self.serve(listener)))
     }
 
     /// A fresh store for one request.

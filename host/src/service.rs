@@ -45,13 +45,9 @@ impl Sockets {
     }
 }
 
-/// Serve `host` on `listener` until `shutdown` resolves; then stop accepting, let the connections'
-/// requests in flight finish (idle keep-alive connections close at once) and return.
-pub async fn serve(host: ComponentHost, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    serve_sockets(host, Sockets::Listener(listener), shutdown).await
-}
-
-/// [`serve`] for connections from `sockets`.
+/// Serve `host` on the connections from `sockets` until `shutdown` resolves; then stop accepting,
+/// let the connections' requests in flight finish (idle keep-alive connections close at once) and
+/// return.
 pub async fn serve_sockets(host: ComponentHost, sockets: Sockets, shutdown: impl Future<Output = ()>) {
     let nodelay = host.nodelay;
     accept_until(sockets, shutdown, nodelay, move |socket, stop| {

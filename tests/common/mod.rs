@@ -221,8 +221,8 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        // The server stops as its field drops. The backend's data (under target/test-data, or in /dev/shm): a full run would otherwise
-        // leave gigabytes behind.
+        // The server stops as its field drops. The backend's data (under target/test-data, or in
+        // /dev/shm): a full run would otherwise leave gigabytes behind.
         let _ = std::fs::remove_dir_all(&self.backend.root);
     }
 }
