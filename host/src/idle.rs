@@ -30,7 +30,9 @@ thread_local! {
     static CLAIMED: Cell<bool> = const { Cell::new(false) };
     /// This thread's instances between their start and their end.
     static IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
+    /// The instance this thread finished last, not yet torn down.
     static FINISHED: RefCell<Option<Store<RequestState>>> = const { RefCell::new(None) };
+    /// The instance made for this thread's next request.
     static SPARE: RefCell<Option<Spare>> = const { RefCell::new(None) };
 }
 
