@@ -5,6 +5,7 @@
 // an item-level allow does not reach; the adapter itself writes none.
 #![allow(unsafe_code)]
 
+mod arena;
 mod body;
 mod outbound;
 use std::{cell::{Cell, RefCell}, rc::Rc};
@@ -16,6 +17,10 @@ use tempo_s3_shard_core::flow::{self, Answer, Head, Outbound, Request, SendError
 
 /// Body bytes arriving from the client or from a backend.
 type ByteStream = std::pin::Pin<Box<dyn futures::stream::FusedStream<Item = Result<Vec<u8>, TransportError>>>>;
+
+/// Small allocations from a bump arena: an instance lives for one request.
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
