@@ -66,7 +66,11 @@ pub fn date_of(amz_date: &str) -> &str {
 
 /// The SigV4 canonical request.
 pub fn canonical_request(req: &SignRequest) -> String {
-    let (headers, signed) = canonical_headers(req.headers);
+    canonical_request_of(req, &canonical_headers(req.headers))
+}
+
+/// The canonical request, its headers already made canonical (block and signed names).
+fn canonical_request_of(req: &SignRequest, (headers, signed): &(String, String)) -> String {
     format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,
@@ -85,19 +89,25 @@ pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> S
 
 /// Hex signature of the request.
 pub fn signature(req: &SignRequest) -> String {
+    signature_of(req, &canonical_headers(req.headers))
+}
+
+/// The signature, the request's headers already made canonical.
+fn signature_of(req: &SignRequest, canonical: &(String, String)) -> String {
     let date = date_of(req.amz_date);
     let scope = credential_scope(date, req.region, req.service);
     let key = signing_key(req.secret_access_key, date, req.region, req.service);
-    hex(&hmac(&key, string_to_sign(req.amz_date, &scope, &canonical_request(req)).as_bytes()))
+    hex(&hmac(&key, string_to_sign(req.amz_date, &scope, &canonical_request_of(req, canonical)).as_bytes()))
 }
 
 /// The full `Authorization` header value for the request.
 pub fn sign_headers(req: &SignRequest) -> String {
-    let (_, signed) = canonical_headers(req.headers);
+    let canonical = canonical_headers(req.headers);
     let scope = credential_scope(date_of(req.amz_date), req.region, req.service);
     format!(
-        "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed}, Signature={}",
+        "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={}",
         req.access_key_id,
-        signature(req)
+        canonical.1,
+        signature_of(req, &canonical)
     )
 }
