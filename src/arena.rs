@@ -60,6 +60,7 @@ impl Arena {
 // region (handed out once: `next` only moves back over the last allocation when it is freed), or
 // the system allocator's; `dealloc` and `realloc` tell the two apart by address.
 unsafe impl GlobalAlloc for Arena {
+    #[inline(never)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.size() <= SMALL {
             if let Some(ptr) = self.bump(layout.size(), layout.align()) {
@@ -70,6 +71,7 @@ unsafe impl GlobalAlloc for Arena {
         unsafe { System.alloc(layout) }
     }
 
+    #[inline(never)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if !self.holds(ptr) {
             // SAFETY: not the arena's, so the system allocator's, with this layout.
@@ -80,6 +82,7 @@ unsafe impl GlobalAlloc for Arena {
         }
     }
 
+    #[inline(never)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if !self.holds(ptr) {
             // SAFETY: the system allocator's block, with this layout.
