@@ -1,8 +1,9 @@
 //! The Spin HTTP component: a thin adapter that executes the steps the sans-IO core asks for
 //! (`tempo_s3_shard_core::flow`) with Spin's HTTP, variables and key-value APIs. It decides nothing.
 #![cfg(target_arch = "wasm32")]
-// SAFETY: the only `unsafe` is spin-sdk's `#[http_component]` expansion (wit-bindgen ABI glue), which
-// an item-level allow does not reach; the adapter itself writes none.
+// SAFETY: `unsafe` is spin-sdk's `#[http_component]` expansion (wit-bindgen ABI glue), which an
+// item-level allow does not reach, and the allocator (`arena.rs`, a `GlobalAlloc`), with a SAFETY
+// note per block; the adapter writes none elsewhere.
 #![allow(unsafe_code)]
 
 mod arena;
