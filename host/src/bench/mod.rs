@@ -384,11 +384,14 @@ impl Bench {
             variables.insert("allow_anonymous".into(), "true".into());
         }
         // The per-request access log is dropped rather than printed over the tables.
-        let host = ComponentHost::load(&self.engine, &self.wasm, variables)?
+        let mut host = ComponentHost::load(&self.engine, &self.wasm, variables)?
             .without_stdout()
             .spin_sockets(self.spin_sockets)
-            .idle_work(!self.spin_instances && tempo_s3_shard_host::idle::on_from_env())
             .with_ca_roots(std::slice::from_ref(&self.tls.ca))?;
+        // `load` took idle work from the environment; --spin-instances turns it off, as in the runner.
+        if self.spin_instances {
+            host = host.idle_work(false);
+        }
         let stats = host.stats().clone();
         let server = Threads::bind(&host, SocketAddr::from(([127, 0, 0, 1], 0)), threads::per_core(), PROXY_THREADS)?;
         let proxy = server.addr();
