@@ -591,7 +591,9 @@ async fn chunked_put(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_aws_chunked_bodies_are_verified_chunk_by_chunk() {
     let h = Harness::start(&SHARDS).await;
-    for (name, len, chunk) in [("small", 200_000, 64 * 1024), ("large", 3 * 1024 * 1024 + 11, 1024 * 1024)] {
+    // "batched": sixteen equal chunks, which the component hashes four at a time (each lane of its
+    // SIMD hash checked by a tampered chunk: the second here, the sixth below), then a short one.
+    for (name, len, chunk) in [("small", 200_000, 64 * 1024), ("large", 3 * 1024 * 1024 + 11, 1024 * 1024), ("batched", 16 * 64 * 1024 + 5, 64 * 1024)] {
         let body = data(len, 2);
         let key = format!("chunked/{name}");
         let r = chunked_put(&h, &key, sigv4::payload::STREAMING_SIGNED, len, None, |s| aws_chunked(&body, chunk, Some(s), &[], false)).await;
@@ -611,6 +613,19 @@ async fn signed_aws_chunked_bodies_are_verified_chunk_by_chunk() {
         .await;
         r.expect(403, "SignatureDoesNotMatch");
         assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
+
+        // One byte of the sixth chunk changed after signing (the second lane of the second four).
+        if len > 6 * chunk {
+            let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED, len, None, |s| {
+                let mut framed = aws_chunked(&body, chunk, Some(s), &[], false);
+                let header_len = framed.iter().position(|&b| b == b'\n').unwrap() + 1;
+                framed[5 * (header_len + chunk + 2) + header_len + 1000] ^= 0x20;
+                framed
+            })
+            .await;
+            r.expect(403, "SignatureDoesNotMatch");
+            assert_nothing_stored(h.holders(&bad_key).await, &bad_key);
+        }
 
         // The last chunk tampered: everything before it was verified and streamed, still nothing is stored.
         let r = chunked_put(&h, &bad_key, sigv4::payload::STREAMING_SIGNED, len, None, |s| {

@@ -29,6 +29,7 @@ pub mod request_body;
 pub mod rewrite;
 pub mod ring;
 pub mod route;
+pub mod sha256x4;
 pub mod sigv4;
 pub mod sse;
 pub mod testing;

@@ -20,6 +20,9 @@ pub const MAX_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
 pub const MAX_HEADER_LINE: usize = 4096;
 /// Largest trailer section (all trailer lines and the final empty line).
 pub const MAX_TRAILER: usize = 4096;
+/// Largest signed chunk whose hash waits for three more of its size, to hash four at once
+/// ([`sha256x4`](crate::sha256x4)); larger ones are hashed as they arrive. At most four are held.
+pub const BATCHED_CHUNK_SIZE: u64 = 256 * 1024;
 
 /// What the trailer of the body carried, once verified.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,8 +69,14 @@ pub struct ChunkedDecoder {
     trailer_len: usize,
     /// `chunk-signature` of the current chunk.
     claimed: Option<String>,
-    /// The current signed chunk, held until its signature is checked.
+    /// The signed chunks read whole but not yet checked (`pending`), then the current one: each
+    /// held until its signature is checked.
     chunk: Vec<u8>,
+    /// The claimed signatures of the chunks at the start of `chunk`, all of one size, in order.
+    pending: Vec<String>,
+    /// Whether the current chunk is hashed with the pending ones, rather than as it arrives.
+    batched: bool,
+    /// The hash of the current chunk so far, when it is not batched.
     chunk_hash: Sha256,
     trailers: Vec<(String, String)>,
     trailer_signature: Option<String>,
@@ -99,6 +108,8 @@ impl ChunkedDecoder {
             trailer_len: 0,
             claimed: None,
             chunk: Vec::new(),
+            pending: Vec::new(),
+            batched: false,
             chunk_hash: Sha256::new(),
             trailers: Vec::new(),
             trailer_signature: None,
@@ -174,7 +185,9 @@ impl ChunkedDecoder {
                     let (data, tail) = rest.split_at(n);
                     rest = tail;
                     if self.signer.is_some() {
-                        self.chunk_hash.update(data);
+                        if !self.batched {
+                            self.chunk_hash.update(data);
+                        }
                         self.chunk.extend_from_slice(data);
                     } else {
                         self.release(data, out)?;
@@ -256,7 +269,8 @@ impl ChunkedDecoder {
             )));
         }
         if let Some(limit) = self.decoded_length {
-            if self.total.saturating_add(size) > limit {
+            let held = self.chunk.len() as u64;
+            if self.total.saturating_add(held).saturating_add(size) > limit {
                 return Err(incomplete(
                     "aws-chunked: body is longer than x-amz-decoded-content-length",
                 ));
@@ -268,6 +282,11 @@ impl ChunkedDecoder {
         if self.signer.is_some() && self.claimed.is_none() {
             return Err(invalid("aws-chunked: chunk has no chunk-signature"));
         }
+        self.batched = self.signer.is_some() && size > 0 && size <= BATCHED_CHUNK_SIZE;
+        let pending_size = self.chunk.len().checked_div(self.pending.len()).unwrap_or_default();
+        if !self.pending.is_empty() && (!self.batched || size != pending_size as u64) {
+            self.check_pending(out)?;
+        }
         if size == 0 {
             self.end_chunk(out)?;
             self.state = State::Trailer;
@@ -277,25 +296,59 @@ impl ChunkedDecoder {
         Ok(())
     }
 
-    /// A chunk's data is all read: check its signature, then release it.
+    /// A chunk's data is all read: check its signature, then release it (a batched chunk: once
+    /// four are pending).
     fn end_chunk(&mut self, out: &mut Vec<u8>) -> Result<(), S3Error> {
-        let Some(signer) = self.signer.as_mut() else {
+        if self.signer.is_none() {
             return Ok(());
-        };
-        let hash: [u8; 32] = self.chunk_hash.finalize_reset().into();
-        let expected = signer.sign_chunk_hash(&hash);
+        }
         let claimed = self.claimed.take().unwrap_or_default();
+        if self.batched {
+            self.pending.push(claimed);
+            return if self.pending.len() == 4 { self.check_pending(out) } else { Ok(()) };
+        }
+        let hash: [u8; 32] = self.chunk_hash.finalize_reset().into();
+        let chunk = std::mem::take(&mut self.chunk);
+        self.check(&hash, &claimed, &chunk, out)?;
+        self.chunk = chunk;
+        self.chunk.clear();
+        Ok(())
+    }
+
+    /// Check the pending chunks' signatures in order, hashing them four at a time, and release them.
+    fn check_pending(&mut self, out: &mut Vec<u8>) -> Result<(), S3Error> {
+        let (chunk, pending) = (std::mem::take(&mut self.chunk), std::mem::take(&mut self.pending));
+        let size = chunk.len().checked_div(pending.len()).unwrap_or_default().max(1);
+        let datas: Vec<&[u8]> = chunk.chunks(size).collect();
+        for (claims, group) in pending.chunks(4).zip(datas.chunks(4)) {
+            let hashes = match *group {
+                [one] => vec![Sha256::digest(one).into()],
+                // Two or three: the idle lanes hash a copy.
+                [a, b] => crate::sha256x4::digest4([a, b, b, b])[..2].to_vec(),
+                [a, b, c] => crate::sha256x4::digest4([a, b, c, c])[..3].to_vec(),
+                [a, b, c, d] => crate::sha256x4::digest4([a, b, c, d]).to_vec(),
+                _ => Vec::new(),
+            };
+            for ((hash, claimed), data) in hashes.iter().zip(claims).zip(group) {
+                self.check(hash, claimed, data, out)?;
+            }
+        }
+        (self.chunk, self.pending) = (chunk, pending);
+        self.chunk.clear();
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Check the next chunk's signature against the hash of its data, then release the data.
+    fn check(&mut self, hash: &[u8; 32], claimed: &str, data: &[u8], out: &mut Vec<u8>) -> Result<(), S3Error> {
+        let expected = self.signer.as_mut().map(|signer| signer.sign_chunk_hash(hash)).unwrap_or_default();
         if !constant_time_eq(expected.as_bytes(), claimed.as_bytes()) {
             return Err(S3Error::new(
                 ErrorCode::SignatureDoesNotMatch,
                 "aws-chunked: a chunk signature does not match its data",
             ));
         }
-        let chunk = std::mem::take(&mut self.chunk);
-        self.release(&chunk, out)?;
-        self.chunk = chunk;
-        self.chunk.clear();
-        Ok(())
+        self.release(data, out)
     }
 
     fn on_trailer_line(&mut self, line: &[u8]) -> Result<(), S3Error> {

@@ -575,3 +575,50 @@ fn garbage_never_panics() {
         }
     }
 }
+
+/// Nine 1 KiB chunks and a short one: two batches of four hashed together, then one alone, then the short one.
+fn batched_body(signer: ChunkSigner) -> (Vec<u8>, Vec<u8>) {
+    let data: Vec<u8> = (0..9 * 1024 + 100).map(|i| (i * 7 % 251) as u8).collect();
+    let body = encode(&data, 1024, Some(signer), &[], false);
+    (data, body)
+}
+
+#[test]
+fn chunks_checked_four_at_a_time_decode_under_any_split() {
+    let (data, body) = batched_body(example_signer());
+    let mut ones = || 1;
+    let mut whole = || usize::MAX;
+    let mut r1 = rng(7);
+    let splitters: [&mut dyn FnMut() -> usize; 3] = [&mut ones, &mut whole, &mut r1];
+    for split in splitters {
+        let mut dec = ChunkedDecoder::new(Some(example_signer()), false, None, Some(data.len() as u64));
+        assert_eq!(run(&mut dec, &body, split).unwrap().0, data);
+    }
+}
+
+#[test]
+fn a_tampered_chunk_in_any_lane_of_a_batch_is_never_released() {
+    let (data, body) = batched_body(example_signer());
+    let header = body.iter().position(|&b| b == b'\n').unwrap() + 1;
+    for chunk in 0..10 {
+        let mut bad = body.clone();
+        // Every full chunk's frame is the same length: header, 1 KiB, CRLF.
+        bad[chunk * (header + 1024 + 2) + header + 5] ^= 0x40;
+        let mut dec = ChunkedDecoder::new(Some(example_signer()), false, None, Some(data.len() as u64));
+        let mut out = Vec::new();
+        let e = dec.push(&bad, &mut out).unwrap_err();
+        assert_eq!(e.code, ErrorCode::SignatureDoesNotMatch, "chunk {chunk}");
+        assert_eq!(out.len(), (chunk * 1024).saturating_sub(1), "chunk {chunk}: only the chunks before it, minus the held byte");
+        assert_eq!(out[..], data[..out.len()], "chunk {chunk}");
+    }
+}
+
+#[test]
+fn chunks_held_for_a_batch_count_against_the_decoded_length() {
+    let (data, body) = batched_body(example_signer());
+    // Three full chunks pending (none released yet); the fourth header already exceeds the length.
+    let mut dec = ChunkedDecoder::new(Some(example_signer()), false, None, Some(3 * 1024 + 10));
+    let mut out = Vec::new();
+    assert_eq!(dec.push(&body, &mut out).unwrap_err().code, ErrorCode::IncompleteBody);
+    assert!(out.is_empty() && data.len() > 3 * 1024);
+}
