@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tempo_s3_shard_core::ring::Ring;
-use tempo_s3_shard_core::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use tempo_s3_shard_core::sigv4::chunk::ChunkSigner;
+use tempo_s3_shard_core::sigv4::payload::{EMPTY_SHA256, STREAMING_SIGNED, UNSIGNED_PAYLOAD};
 use tempo_s3_shard_core::sigv4::sign::{self, SignRequest};
 use tempo_s3_shard_core::{clock, codec, sigv4};
 use tempo_s3_shard_core::testing::Rng;
@@ -124,12 +125,29 @@ impl Dest {
 /// Bodies are sent as UNSIGNED-PAYLOAD, as the SDKs do over TLS, so neither side hashes them.
 pub fn sign(
     method: &str,
-    (scheme, authority): (&str, &str),
+    origin: (&str, &str),
     bucket: &str,
     key: Option<&str>,
     query: &[(&str, &str)],
     body: Option<(u64, ReqBody)>,
 ) -> hyper::Request<ReqBody> {
+    let payload = if body.is_some() { UNSIGNED_PAYLOAD } else { EMPTY_SHA256 };
+    let (builder, _) = signed_head(method, origin, bucket, key, query, (payload, &clock::amz_date(unix_now())), Vec::new());
+    with_body(builder, body)
+}
+
+/// A request head signed with the local credentials at `amz_date` for `payload` (the
+/// `x-amz-content-sha256` value), `extra` headers signed too; and its signature (a streaming body's
+/// chunks chain from it).
+fn signed_head(
+    method: &str,
+    (scheme, authority): (&str, &str),
+    bucket: &str,
+    key: Option<&str>,
+    query: &[(&str, &str)],
+    (payload, amz_date): (&str, &str),
+    extra: Vec<(String, String)>,
+) -> (hyper::http::request::Builder, String) {
     let mut path = format!("/{}", codec::uri_encode(bucket, true));
     if let Some(key) = key {
         path.push('/');
@@ -138,13 +156,12 @@ pub fn sign(
     let query: Vec<(String, String)> = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let qs = sigv4::canonical::canonical_query_string(&query);
     let path_and_query = if qs.is_empty() { path.clone() } else { format!("{path}?{qs}") };
-    let amz_date = clock::amz_date(unix_now());
-    let payload = if body.is_some() { UNSIGNED_PAYLOAD } else { EMPTY_SHA256 };
-    let headers = vec![
+    let mut headers = vec![
         ("host".to_string(), authority.to_string()),
         ("x-amz-content-sha256".to_string(), payload.to_string()),
-        ("x-amz-date".to_string(), amz_date.clone()),
+        ("x-amz-date".to_string(), amz_date.to_string()),
     ];
+    headers.extend(extra);
     let authorization = sign::sign_headers(&SignRequest {
         method,
         canonical_uri: &path,
@@ -155,21 +172,90 @@ pub fn sign(
         secret_access_key: LOCAL_SECRET_KEY,
         region: REGION,
         service: "s3",
-        amz_date: &amz_date,
+        amz_date,
     });
+    let signature = authorization.rsplit("Signature=").next().unwrap_or_default().to_string();
     let mut builder = hyper::Request::builder().method(method).uri(format!("{scheme}://{authority}{path_and_query}"));
     for (n, v) in &headers {
         builder = builder.header(n, v);
     }
-    builder = builder.header("authorization", authorization);
-    let body = match body {
-        Some((len, body)) => {
-            builder = builder.header("content-length", len);
-            body
-        }
-        None => Empty::new().boxed(),
+    (builder.header("authorization", authorization), signature)
+}
+
+/// The request of `builder` with `body` (and its length), or none.
+fn with_body(builder: hyper::http::request::Builder, body: Option<(u64, ReqBody)>) -> hyper::Request<ReqBody> {
+    let (builder, body) = match body {
+        Some((len, body)) => (builder.header("content-length", len), body),
+        None => (builder, Empty::new().boxed()),
     };
     builder.body(body).expect("a well-formed request")
+}
+
+/// The size of each signed chunk of [`signed_streaming_put`]: minio-go's and the AWS SDKs'.
+const SIGNED_CHUNK: u64 = 64 * 1024;
+
+/// A PUT of `len` bytes of `chunk` repeated, sent as minio-go (Tempo's client) sends one over plain
+/// HTTP with credentials: `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`, aws-chunked in 64 KiB chunks, each
+/// signed, so whoever checks it hashes every byte. `chunk`'s length must be a multiple of 64 KiB.
+pub fn signed_streaming_put(dest: &Dest, key: &str, chunk: &Bytes, len: u64) -> hyper::Request<ReqBody> {
+    let extra = vec![("x-amz-decoded-content-length".to_string(), len.to_string())];
+    let date = clock::amz_date(unix_now());
+    let (builder, seed) = signed_head("PUT", dest.origin(), &dest.bucket(key), Some(key), &[], (STREAMING_SIGNED, &date), extra);
+    let signer = ChunkSigner::new(
+        sign::signing_key(LOCAL_SECRET_KEY, &date[..8], REGION, "s3"),
+        &date,
+        &sign::credential_scope(&date[..8], REGION, "s3"),
+        &seed,
+    );
+    let framed = (0..len.div_ceil(SIGNED_CHUNK)).map(|i| framed_len(SIGNED_CHUNK.min(len - i * SIGNED_CHUNK))).sum::<u64>() + framed_len(0);
+    let body = SignedChunks { chunk: chunk.clone(), at: 0, left: len, framed, signer: Some(signer) };
+    with_body(builder, Some((framed, body.boxed())))
+}
+
+/// The bytes an aws-chunked chunk of `n` data bytes takes with its signature (the last, empty one
+/// with the empty trailer's CRLF).
+fn framed_len(n: u64) -> u64 {
+    format!("{n:x}").len() as u64 + ";chunk-signature=".len() as u64 + 64 + 2 + n + 2
+}
+
+/// `left` bytes of `chunk` repeated, framed as signed aws-chunked chunks as they are sent.
+struct SignedChunks {
+    chunk: Bytes,
+    at: usize,
+    left: u64,
+    /// Framed bytes still to send.
+    framed: u64,
+    /// `None` once the final chunk is sent.
+    signer: Option<ChunkSigner>,
+}
+
+impl hyper::body::Body for SignedChunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let n = self.left.min(SIGNED_CHUNK) as usize;
+        let data = self.chunk.slice(self.at..self.at + n);
+        let Some(signer) = self.signer.as_mut() else { return Poll::Ready(None) };
+        let mut frame = format!("{n:x};chunk-signature={}\r\n", signer.sign_chunk(&data)).into_bytes();
+        frame.extend_from_slice(&data);
+        frame.extend_from_slice(b"\r\n");
+        if n == 0 {
+            self.signer = None;
+        }
+        self.at = (self.at + n) % self.chunk.len();
+        self.left -= n as u64;
+        self.framed -= frame.len() as u64;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(frame)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.signer.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.framed)
+    }
 }
 
 pub fn unix_now() -> u64 {
