@@ -54,6 +54,12 @@ pub trait Lanes: Copy {
     fn rotr(self, n: u32) -> Self;
     /// Shifted right by `n`.
     fn shr(self, n: u32) -> Self;
+    /// SHA-256's Ch: `f` where `self` has a one, else `g`.
+    #[inline(always)]
+    fn choose(self, f: Self, g: Self) -> Self { self.and(f).xor(g.and_not(self)) }
+    /// SHA-256's Maj: each bit as most of `self`, `b` and `c` have it.
+    #[inline(always)]
+    fn majority(self, b: Self, c: Self) -> Self { self.and(b).xor(c.and(self.xor(b))) }
 }
 
 /// Lanes as a plain array: the reference the vector lanes must agree with.
@@ -129,10 +135,10 @@ fn compress<L: Lanes>(state: &mut [L; 8], block: &[L; 16]) {
                 w[$t % 16] = w[$t % 16].add(s0).add(w[($t + 9) % 16]).add(s1);
             }
             let big_s1 = $e.rotr(6).xor($e.rotr(11)).xor($e.rotr(25));
-            let ch = $e.and($f).xor($g.and_not($e));
+            let ch = $e.choose($f, $g);
             let t1 = $h.add(L::splat(K[$t])).add(w[$t % 16]).add(ch).add(big_s1);
             let big_s0 = $a.rotr(2).xor($a.rotr(13)).xor($a.rotr(22));
-            let maj = $a.and($b).xor($c.and($a.xor($b)));
+            let maj = $a.majority($b, $c);
             $d = $d.add(t1);
             $h = t1.add(big_s0.add(maj));
         };
@@ -191,6 +197,10 @@ mod simd {
         fn rotr(self, n: u32) -> Self { V128(v128_or(u32x4_shr(self.0, n), i32x4_shl(self.0, 32 - n))) }
         #[inline(always)]
         fn shr(self, n: u32) -> Self { V128(u32x4_shr(self.0, n)) }
+        #[inline(always)]
+        fn choose(self, f: Self, g: Self) -> Self { V128(v128_bitselect(f.0, g.0, self.0)) }
+        #[inline(always)]
+        fn majority(self, b: Self, c: Self) -> Self { V128(v128_bitselect(c.0, self.0, v128_xor(self.0, b.0))) }
     }
 }
 
