@@ -82,16 +82,14 @@ impl Lanes for Portable {
 pub fn digest4_with<L: Lanes>(messages: [&[u8]; 4]) -> [[u8; 32]; 4] {
     let len = messages[0].len();
     let mut state = H0.map(L::splat);
-    let whole = len / 64;
-    for block in 0..whole {
-        let at = block * 64;
-        compress(&mut state, &schedule_of(messages.map(|m| m.get(at..at + 64).unwrap_or_default())));
+    let split = messages.map(|m| m.as_chunks::<64>());
+    for i in 0..len / 64 {
+        compress(&mut state, &schedule_of(split.map(|(blocks, _)| blocks.get(i).unwrap_or(&[0; 64]))));
     }
     // The padding: 0x80, zeros, and the length in bits, in one block or two.
-    let tails = messages.map(|m| padded_tail(m.get(whole * 64..).unwrap_or_default(), len));
-    let tail_len = tails[0].1;
-    for at in (0..tail_len).step_by(64) {
-        compress(&mut state, &schedule_of(tails.each_ref().map(|(tail, _)| &tail[at..at + 64])));
+    let tails = split.map(|(_, rest)| padded_tail(rest, len));
+    for i in 0..tails[0].1 / 64 {
+        compress(&mut state, &schedule_of(tails.each_ref().map(|(tail, _)| tail.as_chunks::<64>().0.get(i).unwrap_or(&[0; 64]))));
     }
     let mut digests = [[0u8; 32]; 4];
     for (i, word) in state.iter().enumerate() {
@@ -114,8 +112,8 @@ fn padded_tail(rest: &[u8], len: usize) -> ([u8; 128], usize) {
 }
 
 /// The 16 words of one 64-byte block of each message, word `t` of message `i` in lane `i`.
-fn schedule_of<L: Lanes>(blocks: [&[u8]; 4]) -> [L; 16] {
-    let word = |block: &[u8], t: usize| block.get(t * 4..t * 4 + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+fn schedule_of<L: Lanes>(blocks: [&[u8; 64]; 4]) -> [L; 16] {
+    let word = |b: &[u8; 64], t: usize| u32::from_be_bytes([b[t * 4], b[t * 4 + 1], b[t * 4 + 2], b[t * 4 + 3]]);
     std::array::from_fn(|t| L::from_words(blocks.map(|b| word(b, t))))
 }
 
