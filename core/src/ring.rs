@@ -28,7 +28,7 @@
 //! SHA-256): a point that does not belong to its bucket makes the ring distrust the table and hash.
 
 mod given;
-#[cfg(any(test, target_arch = "wasm32"))]
+#[cfg(any(test, all(target_arch = "wasm32", target_feature = "simd128")))]
 mod lanes;
 
 use sha2::{Digest, Sha256};
@@ -116,20 +116,16 @@ fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 /// The longest message SHA-256 pads into a single 64-byte block.
-#[cfg(any(test, target_arch = "wasm32"))]
+#[cfg(any(test, all(target_arch = "wasm32", target_feature = "simd128")))]
 const ONE_BLOCK: usize = 55;
 
 /// Calls `out(replica, point)` for each of `bucket`'s `replicas` points, in replica order.
 fn bucket_points(bucket: &str, replicas: usize, mut out: impl FnMut(usize, u32)) {
     let mut digits = [0u8; 20];
     // In wasm, four lanes of SIMD; natively `sha2` (with the CPU's SHA extensions) is faster.
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if bucket.len() + decimal(replicas.saturating_sub(1), &mut digits).len() <= ONE_BLOCK {
-        // SAFETY: `first_words_simd` only needs simd128, which a wasm runtime without it refuses
-        // at load time (there is no undefined behaviour from a missing wasm feature).
-        #[allow(unused_unsafe, unsafe_code)]
-        let hash4 = |blocks: &[[u8; 64]; 4]| unsafe { lanes::first_words_simd(blocks) };
-        bucket_points_in_lanes(bucket.as_bytes(), replicas, hash4, out);
+        bucket_points_in_lanes(bucket.as_bytes(), replicas, lanes::first_words_simd, out);
         return;
     }
     let prefix = Sha256::new_with_prefix(bucket.as_bytes());
@@ -142,7 +138,7 @@ fn bucket_points(bucket: &str, replicas: usize, mut out: impl FnMut(usize, u32))
 
 /// [`bucket_points`] four replicas at a time with `hash4`, for names short enough that
 /// `bucket + replica` fits one block.
-#[cfg(any(test, target_arch = "wasm32"))]
+#[cfg(any(test, all(target_arch = "wasm32", target_feature = "simd128")))]
 fn bucket_points_in_lanes(
     bucket: &[u8],
     replicas: usize,
@@ -653,7 +649,7 @@ mod tests {
                     assert_eq!(point, key_point(&format!("{bucket}{replica}")), "{bucket:?} replica {replica}");
                     seen.push(replica);
                 };
-                bucket_points_in_lanes(bucket.as_bytes(), replicas, lanes::first_words::<lanes::Portable>, &mut check);
+                bucket_points_in_lanes(bucket.as_bytes(), replicas, lanes::first_words::<crate::sha256x4::Portable>, &mut check);
                 assert_eq!(seen, (0..replicas).collect::<Vec<_>>());
                 bucket_points(&bucket, replicas, |replica, point| {
                     assert_eq!(point, key_point(&format!("{bucket}{replica}")), "{bucket:?} replica {replica}");

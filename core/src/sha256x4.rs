@@ -13,7 +13,7 @@
 use sha2::{Digest, Sha256};
 
 /// The round constants (FIPS 180-4, 4.2.2).
-const K: [u32; 64] = [
+pub(crate) const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -25,7 +25,7 @@ const K: [u32; 64] = [
 ];
 
 /// The initial hash value (FIPS 180-4, 5.3.3).
-const H0: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+pub(crate) const H0: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
 /// The SHA-256 digests of four messages of the same length (of any lengths, if they differ: each is
 /// then hashed on its own).
@@ -166,11 +166,15 @@ fn compress<L: Lanes>(state: &mut [L; 8], block: &[L; 16]) {
     }
 }
 
-/// wasm's 128-bit vectors as lanes.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) use simd::V128;
+
+/// wasm's 128-bit vectors as lanes (the component is built with `simd128`: `.cargo/config.toml`).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd {
     use core::arch::wasm32::*;
 
+    /// Four lanes in one `v128`.
     #[derive(Clone, Copy)]
     pub struct V128(v128);
 
