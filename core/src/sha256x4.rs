@@ -112,7 +112,7 @@ fn padded_tail(rest: &[u8], len: usize) -> ([u8; 128], usize) {
 }
 
 /// The 16 words of one 64-byte block of each message, word `t` of message `i` in lane `i`.
-fn schedule_of<L: Lanes>(blocks: [&[u8; 64]; 4]) -> [L; 16] {
+pub(crate) fn schedule_of<L: Lanes>(blocks: [&[u8; 64]; 4]) -> [L; 16] {
     let word = |b: &[u8; 64], t: usize| u32::from_be_bytes([b[t * 4], b[t * 4 + 1], b[t * 4 + 2], b[t * 4 + 3]]);
     std::array::from_fn(|t| L::from_words(blocks.map(|b| word(b, t))))
 }
@@ -121,7 +121,7 @@ fn schedule_of<L: Lanes>(blocks: [&[u8; 64]; 4]) -> [L; 16] {
 /// out (eight at a time, the working variables renamed rather than moved), so every word index is a
 /// constant and the schedule's independent work fills the gaps of the rounds' dependent chain.
 #[inline(never)]
-fn compress<L: Lanes>(state: &mut [L; 8], block: &[L; 16]) {
+pub(crate) fn compress<L: Lanes>(state: &mut [L; 8], block: &[L; 16]) {
     let mut w = *block;
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
     macro_rules! round {
