@@ -16,15 +16,7 @@ pub fn encode(
     let mut pieces: Vec<&[u8]> = data.chunks(chunk.max(1)).collect();
     pieces.push(b"");
     for piece in pieces {
-        body.extend_from_slice(format!("{:x}", piece.len()).as_bytes());
-        if let Some(s) = signer.as_mut() {
-            body.extend_from_slice(format!(";chunk-signature={}", s.sign_chunk(piece)).as_bytes());
-        }
-        body.extend_from_slice(b"\r\n");
-        body.extend_from_slice(piece);
-        if !piece.is_empty() {
-            body.extend_from_slice(b"\r\n");
-        }
+        body.extend_from_slice(&frame(piece, signer.as_deref_mut()));
     }
     let mut canonical = String::new();
     for (n, v) in trailer {
@@ -39,4 +31,19 @@ pub fn encode(
     }
     body.extend_from_slice(b"\r\n");
     body
+}
+
+/// One chunk framed: its size, its signature when `signer` is given (advancing the chain), CRLF, the
+/// data and, after data, CRLF. The empty final chunk is followed by the trailer, then CRLF.
+pub fn frame(piece: &[u8], signer: Option<&mut ChunkSigner>) -> Vec<u8> {
+    let mut framed = format!("{:x}", piece.len()).into_bytes();
+    if let Some(s) = signer {
+        framed.extend_from_slice(format!(";chunk-signature={}", s.sign_chunk(piece)).as_bytes());
+    }
+    framed.extend_from_slice(b"\r\n");
+    framed.extend_from_slice(piece);
+    if !piece.is_empty() {
+        framed.extend_from_slice(b"\r\n");
+    }
+    framed
 }

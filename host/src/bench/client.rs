@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tempo_s3_shard_core::ring::Ring;
+use tempo_s3_shard_core::chunked::encoder;
 use tempo_s3_shard_core::sigv4::chunk::ChunkSigner;
 use tempo_s3_shard_core::sigv4::payload::{EMPTY_SHA256, STREAMING_SIGNED, UNSIGNED_PAYLOAD};
 use tempo_s3_shard_core::sigv4::sign::{self, SignRequest};
@@ -237,10 +238,10 @@ impl hyper::body::Body for SignedChunks {
         let n = self.left.min(SIGNED_CHUNK) as usize;
         let data = self.chunk.slice(self.at..self.at + n);
         let Some(signer) = self.signer.as_mut() else { return Poll::Ready(None) };
-        let mut frame = format!("{n:x};chunk-signature={}\r\n", signer.sign_chunk(&data)).into_bytes();
-        frame.extend_from_slice(&data);
-        frame.extend_from_slice(b"\r\n");
+        let mut frame = encoder::frame(&data, Some(signer));
         if n == 0 {
+            // The final chunk, and the empty trailer's CRLF.
+            frame.extend_from_slice(b"\r\n");
             self.signer = None;
         }
         self.at = (self.at + n) % self.chunk.len();
