@@ -46,6 +46,8 @@ options:
   --only 1,3,4,5,7     bench: only these scenario groups (1-2 small objects, 3 large, 4 LIST, 5 fixed work, 7 HTTPS backend)
   --seed-bin FILE      bench: also measure the original Go proxy (this binary, started per backend
                        with a generated config.json); this project then serves anonymous requests too
+  --spin-bin FILE      bench: serve this project through the real Spin (`FILE up` on spin.toml, started
+                       per backend, variables as SPIN_VARIABLE_*) instead of the runner
   --rounds N           bench: alternate the targets N times per row (each round as long as by default)
                        and run each large transfer N times; steadier ratios on a noisy machine
   --backend-cores      bench: the backend on half of the cores, the client and the proxies on the
@@ -73,6 +75,7 @@ struct Args {
     spin_sockets: bool,
     spin_instances: bool,
     seed_bin: Option<PathBuf>,
+    spin_bin: Option<PathBuf>,
     rounds: Option<usize>,
     backend_cores: bool,
     max_instances: Option<String>,
@@ -95,6 +98,7 @@ fn parse_args() -> anyhow::Result<Args> {
         spin_sockets: false,
         spin_instances: false,
         seed_bin: None,
+        spin_bin: None,
         rounds: None,
         backend_cores: false,
         max_instances: std::env::var(tempo_s3_shard_host::pool::INSTANCES_ENV).ok(),
@@ -112,6 +116,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--spin-instances" => args.spin_instances = true,
             "--backend-cores" => args.backend_cores = true,
             "--seed-bin" => args.seed_bin = Some(PathBuf::from(v.value(arg)?)),
+            "--spin-bin" => args.spin_bin = Some(PathBuf::from(v.value(arg)?)),
             "--ca-cert" => args.ca_cert = Some(PathBuf::from(v.value(arg)?)),
             "--only" => args.only = Some(v.value(arg)?),
             "--rounds" => args.rounds = Some(v.parsed(arg, "a number of rounds")?),
@@ -167,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
                 spin_sockets: args.spin_sockets,
                 spin_instances: args.spin_instances,
                 seed_bin: args.seed_bin.clone(),
+                spin_bin: args.spin_bin.clone(),
                 rounds: args.rounds,
                 backend_cores: args.backend_cores,
             };

@@ -1,6 +1,7 @@
 //! Measurement: latency samples and their percentiles, CPU time of a proxy, memory peaks, ratios.
 
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Latencies and volume of one or more runs.
@@ -97,35 +98,69 @@ impl Figures {
     }
 }
 
-/// How a proxy's CPU time is read: every thread of a process (`/proc/PID/task/*`), or the threads
-/// of this process with a name (the runtime the component host runs on). Both sum each thread's
-/// time on CPU from `schedstat` (nanoseconds; the `stat` ticks are 10 ms coarse).
+/// How a proxy's CPU time is read: every thread of a process and of the processes it started
+/// (`/proc/PID/task/*`; `spin up` serves from a child), or the threads of this process with a name
+/// (the runtime the component host runs on). Both read each thread's time on CPU from `schedstat`
+/// (nanoseconds; the `stat` ticks are 10 ms coarse).
 #[derive(Clone, Copy, Debug)]
 pub enum Cpu {
     Process(u32),
     Threads(&'static str),
 }
 
+/// Each thread's time on CPU so far, by its id.
+pub struct CpuReading(HashMap<u32, u64>);
+
 impl Cpu {
-    /// The CPU time so far (0 when /proc cannot be read).
-    pub fn read(self) -> Duration {
-        let (dir, name) = match self {
-            Cpu::Process(pid) => (format!("/proc/{pid}/task"), None),
-            Cpu::Threads(name) => ("/proc/self/task".to_string(), Some(name)),
-        };
-        let Ok(tasks) = std::fs::read_dir(&dir) else { return Duration::ZERO };
-        let nanos: u64 = tasks
-            .flatten()
-            .filter(|task| {
-                // Thread names are cut to 15 bytes.
-                name.is_none_or(|n| {
-                    std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim_end() == &n[..n.len().min(15)])
-                })
-            })
-            .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-            .filter_map(|s| s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()))
-            .sum();
+    /// The threads' CPU time so far (none when /proc cannot be read).
+    pub fn read(self) -> CpuReading {
+        let mut threads = HashMap::new();
+        match self {
+            Cpu::Process(pid) => with_descendants(pid).into_iter().for_each(|pid| read_threads(&format!("/proc/{pid}/task"), None, &mut threads)),
+            Cpu::Threads(name) => read_threads("/proc/self/task", Some(name), &mut threads),
+        }
+        CpuReading(threads)
+    }
+}
+
+impl CpuReading {
+    /// The CPU time spent since `before` by the threads alive now: a thread that ended meanwhile
+    /// (Spin's blocking pool lets idle ones go) takes its earlier time with it, which a difference
+    /// of sums would subtract.
+    pub fn since(&self, before: &CpuReading) -> Duration {
+        let nanos = self.0.iter().map(|(tid, now)| now.saturating_sub(before.0.get(tid).copied().unwrap_or(0))).sum();
         Duration::from_nanos(nanos)
+    }
+}
+
+/// `pid` and every process below it (from each thread's `children`).
+fn with_descendants(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while let Some(&parent) = all.get(i) {
+        i += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else { continue };
+        for task in tasks.flatten() {
+            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            all.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+    }
+    all
+}
+
+/// Add the time on CPU (ns) of each thread under `dir` (those named `name`, when given) to `into`.
+fn read_threads(dir: &str, name: Option<&str>, into: &mut HashMap<u32, u64>) {
+    let Ok(tasks) = std::fs::read_dir(dir) else { return };
+    for task in tasks.flatten() {
+        // Thread names are cut to 15 bytes.
+        if name.is_some_and(|n| !std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim_end() == &n[..n.len().min(15)])) {
+            continue;
+        }
+        let tid = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok());
+        let nanos = std::fs::read_to_string(task.path().join("schedstat")).ok().and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+        if let (Some(tid), Some(nanos)) = (tid, nanos) {
+            into.insert(tid, nanos);
+        }
     }
 }
 

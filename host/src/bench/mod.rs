@@ -3,7 +3,8 @@
 //!
 //! Real s3s-fs backends (optionally with injected latency) and the real component run in this
 //! process, the component on a runtime of its own so its CPU time can be read per operation; the
-//! Go proxy (`--seed-bin`) runs as a child process. A plain hyper client signs each request with
+//! Go proxy (`--seed-bin`) runs as a child process, and so does the real Spin (`--spin-bin`) when it
+//! serves ours instead of the runner. A plain hyper client signs each request with
 //! SigV4 and times it. The backend joins s3s-fs's 4 KiB body frames into 64 KiB ones
 //! ([`BackendOptions::min_frame`]) except where a row says otherwise. The proxy's client
 //! credentials equal the backend's, so the same signer serves every target. Results are printed as
@@ -14,14 +15,17 @@ mod cores;
 mod fixed;
 mod goals;
 mod measure;
+mod process;
 mod report;
 mod scenarios;
 mod seed;
+mod spin;
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use client::{exchange, exchange_full, http_client, Dest, HttpClient, Op, Target};
 use measure::{Cpu, Sample};
+use process::ProxyProcess;
 use fixed::Fixed;
 use goals::Goal;
 use report::{LargeRow, ListRow, Row, SmallRow};
@@ -57,6 +61,8 @@ pub struct Options {
     pub spin_instances: bool,
     /// The original Go proxy's binary, to measure as a third target.
     pub seed_bin: Option<PathBuf>,
+    /// A `spin` binary: ours is then served by `spin up` (the real Spin) instead of the runner.
+    pub spin_bin: Option<PathBuf>,
     /// Alternate the targets this many times per row (each round as long as by default), and
     /// take large transfers as often: on a noisy machine every target then meets the same phases.
     pub rounds: Option<usize>,
@@ -116,6 +122,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         spin_sockets: options.spin_sockets,
         spin_instances: options.spin_instances,
         seed_bin: options.seed_bin.clone(),
+        spin_bin: options.spin_bin.clone(),
         backend_runtime,
         tls,
     };
@@ -128,6 +135,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     report.insert("spin_sockets".into(), json!(options.spin_sockets));
     report.insert("spin_instances".into(), json!(options.spin_instances));
     report.insert("go_proxy".into(), json!(options.seed_bin.as_ref().map(|p| p.display().to_string())));
+    report.insert("spin".into(), json!(options.spin_bin.as_ref().map(|p| p.display().to_string())));
     report.insert("anonymous".into(), json!(bench.anonymous()));
     report.insert("ring_cache".into(), json!(tempo_s3_shard_host::component::RUNNER_RING_CACHE));
     report.insert("runner_build".into(), json!(RUNNER_BUILD));
@@ -204,20 +212,27 @@ fn print_preamble(bench: &Bench, options: &Options, split: Option<&cores::Split>
             split.backend, split.rest
         );
     }
-    if options.spin_sockets {
+    if options.spin_sockets && options.spin_bin.is_none() {
         println!("ours runs with Spin's sockets: no TCP_NODELAY on its accepted or outbound connections");
     }
-    if options.spin_instances {
-        println!("ours instantiates as each request arrives and tears down as it ends, as Spin does");
-    } else {
-        println!("ours makes each request's instance, and tears the last one down, while its thread waits on the backend (--spin-instances: on the request's path, as Spin)");
+    match (&options.spin_bin, options.spin_instances) {
+        (Some(bin), _) => println!(
+            "ours = the same component under the real Spin: `{} up` on the project's spin.toml (its own process group, whose CPU is ours; the runner serves nothing, and the component's memory is not read)",
+            bin.display()
+        ),
+        (None, true) => println!("ours instantiates as each request arrives and tears down as it ends, as Spin does"),
+        (None, false) => println!("ours makes each request's instance, and tears the last one down, while its thread waits on the backend (--spin-instances: on the request's path, as Spin)"),
     }
     println!("every figure is measured in this run, the targets alternating ({} rounds per row, {} transfers per large row); latencies are per request;", bench.budget.rounds, bench.budget.large_reps);
     println!("cpu/op = the proxy's CPU time (its runtime's threads, or the Go process) per request");
-    println!(
-        "ours reads every ring's table from the runner's in-process key-value store (ring_cache={}; spin.toml's default, auto, hashes rings under 8 buckets per request)",
-        tempo_s3_shard_host::component::RUNNER_RING_CACHE
-    );
+    if options.spin_bin.is_some() {
+        println!("ours keeps spin.toml's ring_cache (auto): rings under 8 buckets hashed per request, larger ones' tables in Spin's SQLite key-value store");
+    } else {
+        println!(
+            "ours reads every ring's table from the runner's in-process key-value store (ring_cache={}; spin.toml's default, auto, hashes rings under 8 buckets per request)",
+            tempo_s3_shard_host::component::RUNNER_RING_CACHE
+        );
+    }
     println!("the backend sends bodies in frames of 64 KiB or more, as a networked store does, unless a row says otherwise");
     println!("backend data: {}\n", bench.data.display());
 }
@@ -263,6 +278,7 @@ struct Bench {
     spin_sockets: bool,
     spin_instances: bool,
     seed_bin: Option<PathBuf>,
+    spin_bin: Option<PathBuf>,
     /// Where the backends run (on their own cores with `--backend-cores`).
     backend_runtime: BackendRuntime,
     /// What an HTTPS backend serves and its clients trust.
@@ -300,9 +316,11 @@ struct Setup {
     backend: S3Backend,
     proxy: SocketAddr,
     /// The threads the component host serves on (one per core, as the Go proxy may use every
-    /// core); their CPU time is the proxy's. Held: dropping it stops them.
-    _server: Threads,
-    go: Option<seed::GoProxy>,
+    /// core); their CPU time is the proxy's. Held: dropping it stops them. None under Spin.
+    _server: Option<Threads>,
+    go: Option<ProxyProcess>,
+    /// `spin up` serving ours, with `--spin-bin`.
+    spin: Option<ProxyProcess>,
     ring: Arc<Ring>,
     stats: Arc<Stats>,
     host: ComponentHost,
@@ -340,7 +358,7 @@ impl Setup {
         match target {
             Target::Direct => None,
             Target::Go => self.go.as_ref().map(|g| Cpu::Process(g.pid())),
-            Target::Proxy => Some(Cpu::Threads(PROXY_THREADS)),
+            Target::Proxy => Some(self.spin.as_ref().map_or(Cpu::Threads(PROXY_THREADS), |s| Cpu::Process(s.pid()))),
         }
     }
 }
@@ -384,7 +402,7 @@ impl Bench {
             variables.insert("allow_anonymous".into(), "true".into());
         }
         // The per-request access log is dropped rather than printed over the tables.
-        let mut host = ComponentHost::load(&self.engine, &self.wasm, variables)?
+        let mut host = ComponentHost::load(&self.engine, &self.wasm, variables.clone())?
             .without_stdout()
             .spin_sockets(self.spin_sockets)
             .with_ca_roots(std::slice::from_ref(&self.tls.ca))?;
@@ -393,16 +411,22 @@ impl Bench {
             host = host.idle_work(false);
         }
         let stats = host.stats().clone();
-        let server = Threads::bind(&host, SocketAddr::from(([127, 0, 0, 1], 0)), threads::per_core(), PROXY_THREADS)?;
-        let proxy = server.addr();
+        let (server, spin) = match &self.spin_bin {
+            Some(bin) => (None, Some(spin::up(bin, &dir, &self.wasm, &variables, &self.tls.ca_pem).await?)),
+            None => (Some(Threads::bind(&host, SocketAddr::from(([127, 0, 0, 1], 0)), threads::per_core(), PROXY_THREADS)?), None),
+        };
+        let proxy = match (&server, &spin) {
+            (Some(server), _) => server.addr(),
+            (None, spin) => spin.as_ref().map(|s| s.addr).context("neither the runner nor Spin serves ours")?,
+        };
         let go = match &go_bin {
-            Some(bin) => Some(seed::GoProxy::start(bin, &dir, &backend.endpoint(), buckets, &self.tls.ca_pem).await?),
+            Some(bin) => Some(seed::start(bin, &dir, &backend.endpoint(), buckets, &self.tls.ca_pem).await?),
             None => None,
         };
         let direct_bucket = extra.first().or(buckets.first()).cloned().unwrap_or_default();
         let ring = Arc::new(Ring::new(buckets));
         let anonymous = go.is_some();
-        Ok(Setup { backend, proxy, _server: server, go, ring, stats, host, direct_bucket, anonymous, wire })
+        Ok(Setup { backend, proxy, _server: server, go, spin, ring, stats, host, direct_bucket, anonymous, wire })
     }
 
     /// Run `op` for `secs` at `concurrency` against `dest`, reading `cpu` around it.
@@ -435,7 +459,7 @@ impl Bench {
         }
         total.elapsed = started.elapsed();
         if let (Some(cpu), Some(before)) = (cpu, cpu_before) {
-            total.cpu = Some(cpu.read().saturating_sub(before));
+            total.cpu = Some(cpu.read().since(&before));
         }
         total
     }

@@ -186,7 +186,7 @@ impl Bench {
             mib_per_s: size as f64 / MIB / secs,
             host_hwm_kib: vm_hwm_kib(),
             component_peak: setup.stats.peak_memory.load(Ordering::Relaxed),
-            cpu_ms: cpu.zip(cpu_before).map(|(c, before)| c.read().saturating_sub(before).as_secs_f64() * 1e3),
+            cpu_ms: cpu.zip(cpu_before).map(|(c, before)| c.read().since(&before).as_secs_f64() * 1e3),
         })
     }
 
