@@ -40,6 +40,12 @@ pub struct KvStore(KeyValues);
 /// The most linear memory one component instance may use; far above what streaming needs.
 pub const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
 
+/// The bytes of a finished instance's linear memory that Spin 3.6's pooling allocator resets with
+/// `memset` (`SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT`, 2 MiB); it gives the rest back with
+/// `madvise` (a system call and a TLB shootdown per request). The component's initial memory
+/// (build.rs) is no larger, so a request that does not grow it is reset by `memset` alone.
+pub const SPIN_KEEP_RESIDENT: usize = 2 << 20;
+
 /// A compiled component, ready to instantiate per request.
 #[derive(Clone)]
 pub struct ComponentHost {
@@ -229,9 +235,9 @@ pub fn engine_for(pool: &Pool) -> anyhow::Result<Engine> {
     pool.configure(&mut pooling);
     pooling.max_memory_size(MEMORY_LIMIT);
     // Reset a finished instance's memory with memset (of the pages it touched, where the kernel has
-    // PAGEMAP_SCAN) instead of madvise: the next instance takes no page faults, and no TLB shootdown
-    // interrupts the other cores. The component stays near 1.1 MiB, so 2 MiB covers it.
-    pooling.linear_memory_keep_resident(2 << 20).table_keep_resident(64 << 10);
+    // PAGEMAP_SCAN; Spin 3.6 leaves it off and sets all of its 2 MiB) instead of madvise: the next
+    // instance takes no page faults, and no TLB shootdown interrupts the other cores.
+    pooling.linear_memory_keep_resident(SPIN_KEEP_RESIDENT).table_keep_resident(64 << 10);
     pooling.pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
     Engine::new(&config).map_err(|e| anyhow!("{e:?}"))
