@@ -48,7 +48,8 @@ fn client_tls(endpoint: &str, ca: &Path) -> String {
     match endpoint.strip_prefix("https://") {
         Some(host) => format!(
             "[[client_tls]]\ncomponent_ids = [\"tempo-s3-shard\"]\nhosts = [\"{}\"]\nca_roots_file = \"{}\"\n",
-            host.trim_end_matches('/'),
+            // Spin takes a host without its port here.
+            host.trim_end_matches('/').rsplit_once(':').map_or(host, |(name, _)| name),
             ca.display()
         ),
         None => String::new(),
