@@ -71,6 +71,29 @@ fn spin_toml_declares_and_maps_every_variable() {
     assert_eq!(trigger[0]["route"].as_str(), Some("/..."));
 }
 
+/// runtime-config.toml's commented static provider (which spares Spin's environment provider a
+/// thread handoff per variable and request) names every variable, so none falls through to the
+/// environment; besides the local backends' endpoint and credentials, its values are spin.toml's
+/// defaults.
+#[test]
+fn runtime_config_static_provider_example_names_every_variable() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/runtime-config.toml")).unwrap();
+    let start = text.find("# [[variables_provider]]").expect("the static provider example");
+    let example: String = text[start..].lines().take_while(|l| l.starts_with('#')).map(|l| format!("{}\n", l.trim_start_matches('#').trim_start())).collect();
+    let table = example.parse::<toml::Table>().expect("the example is valid TOML once uncommented");
+    let provider = &table["variables_provider"].as_array().unwrap()[0];
+    assert_eq!(provider["type"].as_str(), Some("static"));
+    let values = provider["values"].as_table().unwrap();
+    assert_eq!(values.keys().cloned().collect::<BTreeSet<_>>(), variables_read());
+    let manifest = spin_toml();
+    for (name, declared) in manifest["variables"].as_table().unwrap() {
+        let local = ["access_key_id", "secret_access_key", "client_credentials"].contains(&name.as_str());
+        if let Some(default) = declared.get("default").and_then(|d| d.as_str()).filter(|_| !local) {
+            assert_eq!(values[name].as_str(), Some(default), "{name}: the example differs from spin.toml's default");
+        }
+    }
+}
+
 #[test]
 fn spinkube_manifest_runs_the_app_with_secrets_from_a_secret() {
     use serde_yaml::Value;
