@@ -137,7 +137,9 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     report.insert("go_proxy".into(), json!(options.seed_bin.as_ref().map(|p| p.display().to_string())));
     report.insert("spin".into(), json!(options.spin_bin.as_ref().map(|p| p.display().to_string())));
     report.insert("anonymous".into(), json!(bench.anonymous()));
-    report.insert("ring_cache".into(), json!(tempo_s3_shard_host::component::RUNNER_RING_CACHE));
+    // Under Spin, spin.toml's default.
+    let ring_cache = if options.spin_bin.is_some() { "auto" } else { tempo_s3_shard_host::component::RUNNER_RING_CACHE };
+    report.insert("ring_cache".into(), json!(ring_cache));
     report.insert("runner_build".into(), json!(RUNNER_BUILD));
     report.insert("backend_cores".into(), json!(split.as_ref().map(|s| &s.backend)));
     report.insert("client_and_proxy_cores".into(), json!(split.as_ref().map(|s| &s.rest)));
@@ -224,7 +226,7 @@ fn print_preamble(bench: &Bench, options: &Options, split: Option<&cores::Split>
         (None, false) => println!("ours makes each request's instance, and tears the last one down, while its thread waits on the backend (--spin-instances: on the request's path, as Spin)"),
     }
     println!("every figure is measured in this run, the targets alternating ({} rounds per row, {} transfers per large row); latencies are per request;", bench.budget.rounds, bench.budget.large_reps);
-    println!("cpu/op = the proxy's CPU time (its runtime's threads, or the Go process) per request");
+    println!("cpu/op = the proxy's CPU time (its runtime's threads, or the process it runs in and those it started) per request");
     if options.spin_bin.is_some() {
         println!("ours keeps spin.toml's ring_cache (auto): rings under 8 buckets hashed per request, larger ones' tables in Spin's SQLite key-value store");
     } else {
