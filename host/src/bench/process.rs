@@ -4,7 +4,7 @@
 use anyhow::{bail, Context as _};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,7 @@ fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let shown = lines[lines.len().saturating_sub(5)..].join(" | ");
-    format!("{shown} (all of it in {})", PathBuf::from(log).display())
+    format!("{shown} (all of it in {})", log.display())
 }
 
 impl Drop for ProxyProcess {
