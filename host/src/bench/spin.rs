@@ -45,13 +45,8 @@ pub async fn up(bin: &Path, dir: &Path, wasm: &Path, variables: &HashMap<String,
 
 /// A runtime config that trusts `ca` for an `https://` endpoint (none for plain HTTP).
 fn client_tls(endpoint: &str, ca: &Path) -> String {
-    match endpoint.strip_prefix("https://") {
-        Some(host) => format!(
-            "[[client_tls]]\ncomponent_ids = [\"tempo-s3-shard\"]\nhosts = [\"{}\"]\nca_roots_file = \"{}\"\n",
-            // Spin takes a host without its port here.
-            host.trim_end_matches('/').rsplit_once(':').map_or(host, |(name, _)| name),
-            ca.display()
-        ),
-        None => String::new(),
-    }
+    let Some(authority) = endpoint.strip_prefix("https://").map(|a| a.trim_end_matches('/')) else { return String::new() };
+    // Spin takes a host without its port here.
+    let host = authority.rsplit_once(':').map_or(authority, |(name, _)| name);
+    format!("[[client_tls]]\ncomponent_ids = [\"tempo-s3-shard\"]\nhosts = [\"{host}\"]\nca_roots_file = \"{}\"\n", ca.display())
 }
