@@ -48,6 +48,8 @@ options:
                        with a generated config.json); this project then serves anonymous requests too
   --spin-bin FILE      bench: serve this project through the real Spin (`FILE up` on spin.toml, started
                        per backend, variables as SPIN_VARIABLE_*) instead of the runner
+  --spin-static-variables  bench: with --spin-bin, give Spin the variables through a static provider in
+                       the runtime config (runtime-config.toml's example) instead of the environment
   --rounds N           bench: alternate the targets N times per row (each round as long as by default)
                        and run each large transfer N times; steadier ratios on a noisy machine
   --backend-cores      bench: the backend on half of the cores, the client and the proxies on the
@@ -76,6 +78,7 @@ struct Args {
     spin_instances: bool,
     seed_bin: Option<PathBuf>,
     spin_bin: Option<PathBuf>,
+    spin_static_variables: bool,
     rounds: Option<usize>,
     backend_cores: bool,
     max_instances: Option<String>,
@@ -99,6 +102,7 @@ fn parse_args() -> anyhow::Result<Args> {
         spin_instances: false,
         seed_bin: None,
         spin_bin: None,
+        spin_static_variables: false,
         rounds: None,
         backend_cores: false,
         max_instances: std::env::var(tempo_s3_shard_host::pool::INSTANCES_ENV).ok(),
@@ -117,6 +121,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--backend-cores" => args.backend_cores = true,
             "--seed-bin" => args.seed_bin = Some(PathBuf::from(v.value(arg)?)),
             "--spin-bin" => args.spin_bin = Some(PathBuf::from(v.value(arg)?)),
+            "--spin-static-variables" => args.spin_static_variables = true,
             "--ca-cert" => args.ca_cert = Some(PathBuf::from(v.value(arg)?)),
             "--only" => args.only = Some(v.value(arg)?),
             "--rounds" => args.rounds = Some(v.parsed(arg, "a number of rounds")?),
@@ -173,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
                 spin_instances: args.spin_instances,
                 seed_bin: args.seed_bin.clone(),
                 spin_bin: args.spin_bin.clone(),
+                spin_static_variables: args.spin_static_variables,
                 rounds: args.rounds,
                 backend_cores: args.backend_cores,
             };

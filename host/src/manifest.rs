@@ -16,20 +16,9 @@ const COMPONENT: &str = "tempo-s3-shard";
 /// variable's value, else its default. Errors name an app variable spin.toml does not declare, or a
 /// required one that is not set, as `spin up` refuses to start then.
 pub fn component_variables(app: &HashMap<String, String>) -> anyhow::Result<HashMap<String, String>> {
-    let manifest: toml::Table = SPIN_TOML.parse().context("spin.toml is not valid TOML")?;
-    let declared = manifest.get("variables").and_then(|v| v.as_table()).ok_or_else(|| anyhow!("spin.toml has no [variables]"))?;
-    if let Some(unknown) = app.keys().find(|name| !declared.contains_key(*name)) {
-        let known: Vec<&str> = declared.keys().map(String::as_str).collect();
-        bail!("unknown variable {unknown:?}: spin.toml declares {}", known.join(", "));
-    }
-    let mut values = HashMap::new();
-    for (name, declaration) in declared {
-        let value = app.get(name).cloned().or_else(|| declaration.get("default").and_then(|d| d.as_str()).map(String::from));
-        match value {
-            Some(value) => values.insert(name.as_str(), value),
-            None => bail!("variable {name:?} is required (spin.toml): set it with --var {name}=VALUE"),
-        };
-    }
+    let manifest = manifest()?;
+    let values = app_variables(app)?;
+    let values: HashMap<&str, String> = values.iter().map(|(name, value)| (name.as_str(), value.clone())).collect();
     let templates = manifest
         .get("component")
         .and_then(|c| c.get(COMPONENT))
@@ -43,6 +32,28 @@ pub fn component_variables(app: &HashMap<String, String>) -> anyhow::Result<Hash
             Ok((name.clone(), expand(template, &values).with_context(|| format!("spin.toml: component variable {name}"))?))
         })
         .collect()
+}
+
+/// Every app variable spin.toml declares, with its value in `app`, else its default. Errors name an
+/// app variable spin.toml does not declare, or a required one that is not set.
+pub fn app_variables(app: &HashMap<String, String>) -> anyhow::Result<HashMap<String, String>> {
+    let manifest = manifest()?;
+    let declared = manifest.get("variables").and_then(|v| v.as_table()).ok_or_else(|| anyhow!("spin.toml has no [variables]"))?;
+    if let Some(unknown) = app.keys().find(|name| !declared.contains_key(*name)) {
+        let known: Vec<&str> = declared.keys().map(String::as_str).collect();
+        bail!("unknown variable {unknown:?}: spin.toml declares {}", known.join(", "));
+    }
+    declared
+        .iter()
+        .map(|(name, declaration)| match app.get(name).cloned().or_else(|| declaration.get("default").and_then(|d| d.as_str()).map(String::from)) {
+            Some(value) => Ok((name.clone(), value)),
+            None => bail!("variable {name:?} is required (spin.toml): set it with --var {name}=VALUE"),
+        })
+        .collect()
+}
+
+fn manifest() -> anyhow::Result<toml::Table> {
+    SPIN_TOML.parse().context("spin.toml is not valid TOML")
 }
 
 /// `template` with each `{{ name }}` replaced by `values[name]`.

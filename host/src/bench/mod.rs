@@ -63,6 +63,9 @@ pub struct Options {
     pub seed_bin: Option<PathBuf>,
     /// A `spin` binary: ours is then served by `spin up` (the real Spin) instead of the runner.
     pub spin_bin: Option<PathBuf>,
+    /// Under Spin, give the variables through a static provider in the runtime config instead of
+    /// `SPIN_VARIABLE_*`.
+    pub spin_static_variables: bool,
     /// Alternate the targets this many times per row (each round as long as by default), and
     /// take large transfers as often: on a noisy machine every target then meets the same phases.
     pub rounds: Option<usize>,
@@ -98,6 +101,7 @@ impl Budget {
 
 /// Run the benchmark and write `target/bench/report.json`.
 pub async fn run(options: &Options) -> anyhow::Result<()> {
+    anyhow::ensure!(options.spin_bin.is_some() || !options.spin_static_variables, "--spin-static-variables applies to Spin: add --spin-bin PATH");
     let wanted = |group: &str| options.only.as_deref().is_none_or(|o| o.split(',').any(|g| g.trim() == group));
     let started = Instant::now();
     let wasm = wasm::ensure_component()?;
@@ -123,6 +127,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         spin_instances: options.spin_instances,
         seed_bin: options.seed_bin.clone(),
         spin_bin: options.spin_bin.clone(),
+        spin_variables: if options.spin_static_variables { spin::Variables::Static } else { spin::Variables::Environment },
         backend_runtime,
         tls,
     };
@@ -136,6 +141,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     report.insert("spin_instances".into(), json!(options.spin_instances));
     report.insert("go_proxy".into(), json!(options.seed_bin.as_ref().map(|p| p.display().to_string())));
     report.insert("spin".into(), json!(options.spin_bin.as_ref().map(|p| p.display().to_string())));
+    report.insert("spin_variables".into(), json!(options.spin_bin.as_ref().map(|_| format!("{:?}", bench.spin_variables).to_lowercase())));
     report.insert("anonymous".into(), json!(bench.anonymous()));
     // Under Spin, spin.toml's default.
     let ring_cache = if options.spin_bin.is_some() { "auto" } else { tempo_s3_shard_host::component::RUNNER_RING_CACHE };
@@ -219,8 +225,12 @@ fn print_preamble(bench: &Bench, options: &Options, split: Option<&cores::Split>
     }
     match (&options.spin_bin, options.spin_instances) {
         (Some(bin), _) => println!(
-            "ours = the same component under the real Spin: `{} up` on the project's spin.toml (its own process group, whose CPU is ours; the runner serves nothing, and the component's memory is not read)",
-            bin.display()
+            "ours = the same component under the real Spin: `{} up` on the project's spin.toml (its own process group, whose CPU is ours; the runner serves nothing, and the component's memory is not read), its variables {}",
+            bin.display(),
+            match bench.spin_variables {
+                spin::Variables::Environment => "as SPIN_VARIABLE_* (--spin-static-variables: a static provider in the runtime config)",
+                spin::Variables::Static => "from a static provider in the runtime config (runtime-config.toml's example)",
+            }
         ),
         (None, true) => println!("ours instantiates as each request arrives and tears down as it ends, as Spin does"),
         (None, false) => println!("ours makes each request's instance, and tears the last one down, while its thread waits on the backend (--spin-instances: on the request's path, as Spin)"),
@@ -281,6 +291,8 @@ struct Bench {
     spin_instances: bool,
     seed_bin: Option<PathBuf>,
     spin_bin: Option<PathBuf>,
+    /// How Spin is given the variables.
+    spin_variables: spin::Variables,
     /// Where the backends run (on their own cores with `--backend-cores`).
     backend_runtime: BackendRuntime,
     /// What an HTTPS backend serves and its clients trust.
@@ -414,7 +426,7 @@ impl Bench {
         }
         let stats = host.stats().clone();
         let (server, spin) = match &self.spin_bin {
-            Some(bin) => (None, Some(spin::up(bin, &dir, &self.wasm, &variables, &self.tls.ca_pem).await?)),
+            Some(bin) => (None, Some(spin::up(bin, &dir, &self.wasm, &variables, self.spin_variables, &self.tls.ca_pem).await?)),
             None => (Some(Threads::bind(&host, SocketAddr::from(([127, 0, 0, 1], 0)), threads::per_core(), PROXY_THREADS)?), None),
         };
         let proxy = match (&server, &spin) {
