@@ -1,6 +1,6 @@
 //! The deployment manifests match the component: spin.toml declares every variable the component
-//! reads (secrets marked secret) and joins them all into `settings` in the component's order, and deploy/spinkube.yaml is a SpinApp that sets them, with
-//! the secrets from a Kubernetes Secret.
+//! reads (secrets marked secret) and joins them all into `settings` in the component's order, and
+//! deploy/spinkube.yaml is a SpinApp whose runtime config, kept in a Kubernetes Secret, sets them all.
 
 use std::collections::BTreeSet;
 use tempo_s3_shard_core::config::{settings, Config};
@@ -71,20 +71,27 @@ fn spin_toml_declares_and_maps_every_variable() {
     assert_eq!(trigger[0]["route"].as_str(), Some("/..."));
 }
 
-/// runtime-config.toml's commented static provider (which spares Spin's environment provider a
-/// thread handoff per variable and request) names every variable, so none falls through to the
-/// environment; besides the local backends' endpoint and credentials, its values are spin.toml's
-/// defaults.
+/// The values of a runtime config's static variables provider, which names every variable the
+/// component reads, so that none falls through to Spin's environment provider (a thread handoff per
+/// variable and request).
+fn static_provider_values(config: &toml::Table) -> &toml::Table {
+    let provider = &config["variables_provider"].as_array().expect("[[variables_provider]]")[0];
+    assert_eq!(provider["type"].as_str(), Some("static"));
+    let values = provider["values"].as_table().expect("[variables_provider.values]");
+    assert_eq!(values.keys().cloned().collect::<BTreeSet<_>>(), variables_read());
+    assert!(values.values().all(toml::Value::is_str), "every value a string");
+    values
+}
+
+/// runtime-config.toml's commented static provider names every variable; besides the local
+/// backends' endpoint and credentials, its values are spin.toml's defaults.
 #[test]
 fn runtime_config_static_provider_example_names_every_variable() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/runtime-config.toml")).unwrap();
     let start = text.find("# [[variables_provider]]").expect("the static provider example");
     let example: String = text[start..].lines().take_while(|l| l.starts_with('#')).map(|l| format!("{}\n", l.trim_start_matches('#').trim_start())).collect();
     let table = example.parse::<toml::Table>().expect("the example is valid TOML once uncommented");
-    let provider = &table["variables_provider"].as_array().unwrap()[0];
-    assert_eq!(provider["type"].as_str(), Some("static"));
-    let values = provider["values"].as_table().unwrap();
-    assert_eq!(values.keys().cloned().collect::<BTreeSet<_>>(), variables_read());
+    let values = static_provider_values(&table);
     let manifest = spin_toml();
     for (name, declared) in manifest["variables"].as_table().unwrap() {
         let local = ["access_key_id", "secret_access_key", "client_credentials"].contains(&name.as_str());
@@ -94,8 +101,11 @@ fn runtime_config_static_provider_example_names_every_variable() {
     }
 }
 
+/// deploy/spinkube.yaml: a Secret holding the whole runtime config (every variable through a static
+/// provider, the key-value store `default` in Redis) and a SpinApp that loads it, probes the health
+/// endpoint and sets no variable of its own (those would reach Spin through the environment).
 #[test]
-fn spinkube_manifest_runs_the_app_with_secrets_from_a_secret() {
+fn spinkube_manifest_runs_the_app_from_a_runtime_config_in_a_secret() {
     use serde_yaml::Value;
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/spinkube.yaml")).unwrap();
     // Documents are separated by `---` lines.
@@ -111,54 +121,25 @@ fn spinkube_manifest_runs_the_app_with_secrets_from_a_secret() {
     assert_eq!(app["spec"]["executor"].as_str(), Some("containerd-shim-spin"));
     assert!(app["spec"]["image"].as_str().is_some_and(|i| !i.is_empty()), "spec.image");
     assert!(app["spec"]["replicas"].as_u64().is_some_and(|r| r >= 1));
-
-    let secret = find("Secret");
-    assert_eq!(secret["apiVersion"].as_str(), Some("v1"));
-    let secret_name = secret["metadata"]["name"].as_str().expect("Secret name");
-    let secret_keys: BTreeSet<&str> = secret["stringData"].as_mapping().expect("Secret stringData").keys().filter_map(|k| k.as_str()).collect();
-
-    let manifest = spin_toml();
-    let declared = manifest["variables"].as_table().unwrap();
-    let vars = app["spec"]["variables"].as_sequence().expect("spec.variables");
-    let mut seen = BTreeSet::new();
-    for v in vars {
-        let name = v["name"].as_str().expect("variable name");
-        assert!(seen.insert(name), "{name} set twice");
-        assert!(declared.contains_key(name), "SpinApp sets {name}, which spin.toml does not declare");
-        if is_secret(name) || name == "access_key_id" {
-            assert!(v.get("value").is_none(), "{name} must come from the Secret, not a plain value");
-            let r = &v["valueFrom"]["secretKeyRef"];
-            assert_eq!(r["name"].as_str(), Some(secret_name), "{name}: secretKeyRef names the Secret");
-            let key = r["key"].as_str().expect("secretKeyRef key");
-            assert!(secret_keys.contains(key), "{name}: the Secret has no key {key}");
-        } else {
-            assert!(v["value"].is_string(), "{name}: a string value");
-        }
-    }
-    // Replicas share the ring table: the store `default` is Redis, its URL from the Secret.
-    let stores = app["spec"]["runtimeConfig"]["keyValueStores"].as_sequence().expect("spec.runtimeConfig.keyValueStores");
-    let default = stores.iter().find(|s| s["name"].as_str() == Some("default")).expect("a key-value store named default");
-    assert_eq!(default["type"].as_str(), Some("redis"));
-    let url = default["options"].as_sequence().and_then(|o| o.iter().find(|o| o["name"].as_str() == Some("url"))).expect("the redis url option");
-    assert_eq!(url["valueFrom"]["secretKeyRef"]["name"].as_str(), Some(secret_name));
-    let url_key = url["valueFrom"]["secretKeyRef"]["key"].as_str().expect("url secretKeyRef key");
-    assert!(secret_keys.contains(url_key), "the Secret has no key {url_key}");
+    assert!(app["spec"].get("variables").is_none(), "spec.variables: Spin would read them from the environment");
+    assert!(app["spec"]["runtimeConfig"].get("keyValueStores").is_none(), "the operator refuses a generated runtime config beside loadFromSecret");
     // The probes ask the health endpoint.
     for probe in ["liveness", "readiness"] {
         assert_eq!(app["spec"]["checks"][probe]["httpGet"]["path"].as_str(), Some("/_tempo-s3-shard/health"), "{probe} probe");
     }
-    for name in ["buckets", "endpoint", "access_key_id", "secret_access_key", "client_credentials", "previous_buckets", "key_prefix", "backend_connect_timeout", "backend_first_byte_timeout", "backend_idle_timeout"] {
-        assert!(seen.contains(name), "the SpinApp does not set {name}");
-    }
-    let bucket_list = vars.iter().find(|v| v["name"].as_str() == Some("buckets")).unwrap()["value"].as_str().unwrap();
-    let endpoint = vars.iter().find(|v| v["name"].as_str() == Some("endpoint")).unwrap()["value"].as_str().unwrap();
-    Config::from_lookup(|name| match name {
-        "buckets" => Some(bucket_list.to_string()),
-        "endpoint" => Some(endpoint.to_string()),
-        "client_credentials" => Some("tempo:secret".into()),
-        _ => vars.iter().find(|v| v["name"].as_str() == Some(name))?["value"].as_str().map(String::from),
-    })
-    .expect("the SpinApp's values are a valid configuration");
+
+    let secret = find("Secret");
+    assert_eq!(secret["apiVersion"].as_str(), Some("v1"));
+    assert_eq!(app["spec"]["runtimeConfig"]["loadFromSecret"].as_str(), secret["metadata"]["name"].as_str(), "the SpinApp loads the Secret");
+    // The operator mounts this key of the Secret as the shim's runtime config.
+    let config = secret["stringData"]["runtime-config.toml"].as_str().expect("the Secret's runtime-config.toml");
+    let config = config.parse::<toml::Table>().expect("runtime-config.toml is valid TOML");
+    let values = static_provider_values(&config);
+    Config::from_lookup(|name| values.get(name).and_then(|v| v.as_str()).map(String::from)).expect("the Secret's values are a valid configuration");
+    // Replicas share the ring table: the store `default` is Redis.
+    let store = &config["key_value_store"]["default"];
+    assert_eq!(store["type"].as_str(), Some("redis"));
+    assert!(store["url"].as_str().is_some_and(|u| u.starts_with("redis://")), "the Redis url");
 }
 
 /// The component keeps large rings' tables in the key-value store `default` (see `src/lib.rs`).
