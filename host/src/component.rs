@@ -281,8 +281,9 @@ impl ComponentHost {
 
     /// Spin's socket behaviour (`on`): accepted and outbound connections without `TCP_NODELAY`,
     /// as Spin 3.6 leaves them, so a response or request whose head and body leave in separate
-    /// writes stalls on the peer's delayed ACK (~40 ms) here as it does under `spin up`. Off (the
-    /// default unless [`SPIN_SOCKETS_VAR`] is `1`): every connection sets `TCP_NODELAY`.
+    /// writes stalls on the peer's delayed ACK (~40 ms) here as it does under `spin up`; and bodies
+    /// cross into the component frame by frame as they were read, not joined (`crate::frames`).
+    /// Off (the default unless [`SPIN_SOCKETS_VAR`] is `1`): every connection sets `TCP_NODELAY`.
     pub fn spin_sockets(mut self, on: bool) -> ComponentHost {
         if self.nodelay != on {
             return self;
@@ -460,8 +461,9 @@ impl ComponentHost {
         };
         let observer = store.data().observer.clone();
         // Joined first: it needs the body's exact size hint, which the observer's wrapper drops.
-        let low = req.extensions().get::<crate::low_water::LowWater>().cloned();
-        let req = observer.begin(req.map(|body| Joined::arrived(body).on_socket(low)));
+        // With Spin's sockets, frames go on as they were read, as Spin hands them on.
+        let low = req.extensions().get::<crate::low_water::LowWater>().cloned().filter(|_| self.nodelay);
+        let req = observer.begin(req.map(|body| if self.nodelay { Joined::arrived(body) } else { Joined::at_least(body, 0) }.on_socket(low)));
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let other = |e: wasmtime::Error| Failure::Other(format!("{e:?}"));
         let req = store.data_mut().http().new_incoming_request(scheme, req).map_err(other)?;

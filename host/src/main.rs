@@ -35,7 +35,8 @@ options:
   --var NAME=VALUE     set a Spin variable (repeatable; overrides the defaults)
   --ca-cert FILE       trust this CA (PEM or DER) for https backends, besides the public roots
   --spin-sockets       accepted and outbound connections without TCP_NODELAY, as Spin 3.6 leaves
-                       them (also TEMPO_S3_SHARD_SPIN_SOCKETS=1; bench: this project's proxy runs so)
+                       them, and bodies handed to the component frame by frame as read, as Spin does
+                       (also TEMPO_S3_SHARD_SPIN_SOCKETS=1; bench: this project's proxy runs so)
   --spin-instances     instantiate each request's instance as it arrives and tear it down as it ends,
                        as Spin does (also TEMPO_S3_SHARD_IDLE_WORK=0); by default a serving thread does
                        both while its requests wait on backends (bench: this project's proxy runs so)

@@ -110,11 +110,15 @@ pub struct Outbound {
     tls: Arc<rustls::ClientConfig>,
     /// Records each call in the request's metrics.
     pub(crate) observer: crate::observe::Observer,
+    /// Join a response's frames that have already arrived (off with Spin's sockets: Spin hands each
+    /// on as it was read).
+    join_frames: bool,
 }
 
 impl Outbound {
     /// Clients with empty pools, HTTPS verified with `tls`, recording their calls with `observer`;
-    /// `nodelay`: whether their connections set `TCP_NODELAY` (Spin's never do).
+    /// `nodelay`: whether their connections set `TCP_NODELAY` and responses' frames are joined
+    /// (Spin does neither).
     pub fn new(observer: crate::observe::Observer, nodelay: bool, tls: Arc<rustls::ClientConfig>) -> Outbound {
         let mut connector = HttpConnector::new();
         // Without it, a request whose head and body leave in separate writes waits on a delayed ACK.
@@ -129,7 +133,7 @@ impl Outbound {
         };
         let client = builder().build(TimedConnector(connector));
         let https = builder().build(crate::tls::Connector::new(tls.clone(), nodelay));
-        Outbound { client, https, tls, observer }
+        Outbound { client, https, tls, observer, join_frames: nodelay }
     }
 
     /// The same clients with empty pools of their own (a serving thread's: a pooled connection is
@@ -164,7 +168,7 @@ impl WasiHttpHooks for Outbound {
 impl Outbound {
     /// Send one outbound request: pooled plain HTTP or HTTPS, or the default path.
     fn send(&mut self, request: hyper::Request<WasiBody>, options: Option<RequestOptions>) -> Box<dyn Future<Output = SendResult> + Send> {
-        let limits = Limits::from_options(options);
+        let (limits, join) = (Limits::from_options(options), self.join_frames);
         let scheme = request.uri().scheme();
         let pooled = if scheme == Some(&http::uri::Scheme::HTTP) {
             self.client.request(request)
@@ -183,8 +187,9 @@ impl Outbound {
                 .map_err(pooled_error)?;
             // Frames that have already arrived cross into the component as one read; on a plain
             // connection, gathering them raises its socket's low-water mark (crate::low_water).
-            let low = response.extensions().get::<LowWater>().cloned();
-            let response = response.map(|body| crate::frames::Joined::arrived(body).on_socket(low).map_err(Error::from).boxed_unsync());
+            let low = response.extensions().get::<LowWater>().cloned().filter(|_| join);
+            let join = |body| if join { crate::frames::Joined::arrived(body) } else { crate::frames::Joined::at_least(body, 0) };
+            let response = response.map(|body| join(body).on_socket(low).map_err(Error::from).boxed_unsync());
             // The pool's own task drives the connection: there is no per-request I/O future.
             Ok((idle_limited(response, limits.between_bytes), Box::new(async { Ok(()) }) as IoFuture))
         })
