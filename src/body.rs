@@ -136,8 +136,9 @@ pub async fn splice(from: Option<IncomingBody>, to: Option<OutgoingBody>, ends: 
     let (mut moved, mut peer_closed, mut small) = (0, false, false);
     let result = loop {
         match output.splice(&input, READ_BYTES) {
-            // A small frame, and nothing after it yet: let more arrive before asking again.
-            Ok(0) if small => {
+            // A small frame, and nothing after it yet (the peer would take more): let more arrive
+            // before asking again.
+            Ok(0) if small && output.check_write().is_ok_and(|room| room > 0) => {
                 small = false;
                 hold().await;
             }
