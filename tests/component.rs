@@ -267,18 +267,9 @@ async fn requests_never_grow_the_components_memory() {
 /// streamed answer is), in no more writes than the backend sent frames.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_object_sent_in_small_frames_arrives_whole_spliced() {
-    use std::sync::atomic::Ordering::Relaxed;
-    const SIZE: usize = 16 << 20;
     let h = Harness::start(&SHARDS).await;
-    let s3 = h.client();
-    let body: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
-    s3.put_object().bucket(VIRTUAL_BUCKET).key("t/large/data").body(ByteStream::from(body.clone())).send().await.unwrap();
-    for _ in 0..4 {
-        let before = h.stats.response_frames.load(Relaxed);
-        let got = s3.get_object().bucket(VIRTUAL_BUCKET).key("t/large/data").send().await.unwrap().body.collect().await.unwrap().into_bytes();
-        let frames = h.stats.response_frames.load(Relaxed) - before;
-        assert!(got == body, "the object came back changed ({} of {SIZE} bytes)", got.len());
-        assert!((1..=SIZE / 4096).contains(&frames), "{frames} writes for {SIZE} bytes sent in 4 KiB frames");
+    for writes in large_get_writes(&h, 4).await {
+        assert!((1..=LARGE / 4096).contains(&writes), "{writes} writes for {LARGE} bytes sent in 4 KiB frames");
     }
     // Whole, and counted whole: no response is in the metrics as cut (a request is counted just
     // after its answer).
@@ -294,19 +285,30 @@ async fn a_large_object_sent_in_small_frames_arrives_whole_spliced() {
 /// moment before asking for more, and what arrived meanwhile comes as one frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spliced_small_frames_come_joined_under_spins_sockets() {
-    use std::sync::atomic::Ordering::Relaxed;
-    const SIZE: usize = 16 << 20;
     let h = Harness::start_spin_sockets(&SHARDS, &[]).await;
+    for writes in large_get_writes(&h, 3).await {
+        assert!((1..=LARGE / (16 << 10)).contains(&writes), "{writes} writes for {LARGE} bytes sent in 4 KiB frames");
+    }
+}
+
+/// The size of the object [`large_get_writes`] stores.
+const LARGE: usize = 16 << 20;
+
+/// Store a [`LARGE`] object through `h`, get it back whole `gets` times, and return how many writes
+/// each answer took.
+async fn large_get_writes(h: &Harness, gets: usize) -> Vec<usize> {
+    use std::sync::atomic::Ordering::Relaxed;
     let s3 = h.client();
-    let body: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let body: Vec<u8> = (0..LARGE).map(|i| (i % 251) as u8).collect();
     s3.put_object().bucket(VIRTUAL_BUCKET).key("t/large/data").body(ByteStream::from(body.clone())).send().await.unwrap();
-    for _ in 0..3 {
+    let mut writes = Vec::new();
+    for _ in 0..gets {
         let before = h.stats.response_frames.load(Relaxed);
         let got = s3.get_object().bucket(VIRTUAL_BUCKET).key("t/large/data").send().await.unwrap().body.collect().await.unwrap().into_bytes();
-        let frames = h.stats.response_frames.load(Relaxed) - before;
-        assert!(got == body, "the object came back changed ({} of {SIZE} bytes)", got.len());
-        assert!((1..=SIZE / (16 << 10)).contains(&frames), "{frames} writes for {SIZE} bytes sent in 4 KiB frames");
+        writes.push(h.stats.response_frames.load(Relaxed) - before);
+        assert!(got == body, "the object came back changed ({} of {LARGE} bytes)", got.len());
     }
+    writes
 }
 
 /// An upload that trickles in (4 KiB pieces about a millisecond apart, as over a slow link)
