@@ -18,7 +18,6 @@ const COMPONENT: &str = "tempo-s3-shard";
 pub fn component_variables(app: &HashMap<String, String>) -> anyhow::Result<HashMap<String, String>> {
     let manifest = manifest()?;
     let values = app_variables(app)?;
-    let values: HashMap<&str, String> = values.iter().map(|(name, value)| (name.as_str(), value.clone())).collect();
     let templates = manifest
         .get("component")
         .and_then(|c| c.get(COMPONENT))
@@ -57,7 +56,7 @@ fn manifest() -> anyhow::Result<toml::Table> {
 }
 
 /// `template` with each `{{ name }}` replaced by `values[name]`.
-fn expand(template: &str, values: &HashMap<&str, String>) -> anyhow::Result<String> {
+fn expand(template: &str, values: &HashMap<String, String>) -> anyhow::Result<String> {
     let (mut out, mut rest) = (String::new(), template);
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
@@ -104,7 +103,7 @@ mod tests {
 
     #[test]
     fn templates_expand_like_spin() {
-        let values = HashMap::from([("host", "h".to_string()), ("port", "1".to_string())]);
+        let values = HashMap::from([("host".to_string(), "h".to_string()), ("port".to_string(), "1".to_string())]);
         assert_eq!(expand("http://{{ host }}:{{port}}/", &values).unwrap(), "http://h:1/");
         assert!(expand("{{ nope }}", &values).is_err());
         assert!(expand("{{ host", &values).is_err());

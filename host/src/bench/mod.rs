@@ -141,7 +141,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     report.insert("spin_instances".into(), json!(options.spin_instances));
     report.insert("go_proxy".into(), json!(options.seed_bin.as_ref().map(|p| p.display().to_string())));
     report.insert("spin".into(), json!(options.spin_bin.as_ref().map(|p| p.display().to_string())));
-    report.insert("spin_variables".into(), json!(options.spin_bin.as_ref().map(|_| format!("{:?}", bench.spin_variables).to_lowercase())));
+    report.insert("spin_variables".into(), json!(options.spin_bin.as_ref().map(|_| bench.spin_variables.name())));
     report.insert("anonymous".into(), json!(bench.anonymous()));
     // Under Spin, spin.toml's default.
     let ring_cache = if options.spin_bin.is_some() { "auto" } else { tempo_s3_shard_host::component::RUNNER_RING_CACHE };

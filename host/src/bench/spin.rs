@@ -24,6 +24,16 @@ pub enum Variables {
     Static,
 }
 
+impl Variables {
+    /// The name the bench's report gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variables::Environment => "environment",
+            Variables::Static => "static",
+        }
+    }
+}
+
 /// Start `bin up` in `dir` for the component `wasm` with the app `variables`, given as `how`; an
 /// `https://` endpoint is trusted through the CA certificates in the PEM file `ca` (Spin's `[[client_tls]]`).
 pub async fn up(bin: &Path, dir: &Path, wasm: &Path, variables: &HashMap<String, String>, how: Variables, ca: &Path) -> anyhow::Result<ProxyProcess> {
