@@ -14,7 +14,7 @@ use wasi::{clocks::monotonic_clock, io::streams::{InputStream, StreamError}};
 
 /// The most one item gathers, and one splice moves.
 const READ_BYTES: u64 = 256 * 1024;
-/// A splice that moved less than this and then found the source empty waits [`HOLD_NS`] before it
+/// A splice that moved less than this and then found the source empty waits [`HOLD_MS`] before it
 /// waits for more. Spin reads a body from its socket when the component asks for more, one frame per
 /// read, so a peer writing 4 KiB at a time (s3s-fs) cost the runtime and the component a wake-up per
 /// 4 KiB; held, what arrives meanwhile comes as one frame. Under Spin 3.6.3, a 256 MiB GET from s3s-fs
@@ -22,7 +22,7 @@ const READ_BYTES: u64 = 256 * 1024;
 /// backend sends 64 KiB frames never holds (the runner joins frames before they cross: it rarely does).
 const HOLD_BELOW: u64 = 16 * 1024;
 /// How long a hold lasts: tokio, behind Spin's timers, counts whole milliseconds.
-const HOLD_NS: u64 = 1_000_000;
+const HOLD_MS: u64 = 1;
 
 /// The pieces of `body` as they arrive; an `Err` item when it breaks off or pauses longer than
 /// `idle_ms` (0: no limit), and then the stream ends. `None` (a body already taken) breaks off at once.
@@ -168,17 +168,12 @@ pub async fn splice(from: Option<IncomingBody>, to: Option<OutgoingBody>, ends: 
     result.and_then(|moved| finished.map(|()| moved))
 }
 
-/// Wait [`HOLD_NS`]. The clock says when it is over: a timer's own `ready` can say false after the
-/// runtime's `poll` found it ready (wasmtime makes a new tokio sleep for each), which would never end.
+/// Wait [`HOLD_MS`], timed as [`expired`] times a pause: by the clock, not by a timer's own `ready`,
+/// which can say false after the runtime's `poll` found it ready (wasmtime makes a new tokio sleep
+/// for each) and would then never end.
 async fn hold() {
-    let (until, mut waiting) = (monotonic_clock::now().saturating_add(HOLD_NS), None::<CancelOnDropToken>);
-    futures::future::poll_fn(move |cx| {
-        if monotonic_clock::now() >= until { return Poll::Ready(()) }
-        // The wake-up stays registered while the hold is polled (dropping a token cancels it).
-        waiting.replace(wake(monotonic_clock::subscribe_instant(until), cx));
-        Poll::Pending
-    })
-    .await
+    let mut deadline = None;
+    futures::future::poll_fn(move |cx| if expired(&mut deadline, HOLD_MS, cx) { Poll::Ready(()) } else { Poll::Pending }).await
 }
 
 /// A body that paused longer than its idle limit.
