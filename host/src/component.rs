@@ -461,9 +461,8 @@ impl ComponentHost {
         };
         let observer = store.data().observer.clone();
         // Joined first: it needs the body's exact size hint, which the observer's wrapper drops.
-        // With Spin's sockets, frames go on as they were read, as Spin hands them on.
-        let low = req.extensions().get::<crate::low_water::LowWater>().cloned().filter(|_| self.nodelay);
-        let req = observer.begin(req.map(|body| if self.nodelay { Joined::arrived(body) } else { Joined::at_least(body, 0) }.on_socket(low)));
+        let low = req.extensions().get::<crate::low_water::LowWater>().cloned();
+        let req = observer.begin(req.map(|body| Joined::arrived_unless_spin(body, self.nodelay, low)));
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let other = |e: wasmtime::Error| Failure::Other(format!("{e:?}"));
         let req = store.data_mut().http().new_incoming_request(scheme, req).map_err(other)?;

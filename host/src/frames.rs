@@ -77,6 +77,12 @@ impl<B: Body<Data = Bytes>> Joined<B> {
         Joined::new(inner, GATHER_BYTES, false)
     }
 
+    /// [`Joined::arrived`] on the socket whose low-water mark is `low` when `join`; else the frames
+    /// as they were read, as Spin hands them on (the runner's Spin sockets).
+    pub fn arrived_unless_spin(inner: B, join: bool, low: Option<crate::low_water::LowWater>) -> Joined<B> {
+        if join { Joined::arrived(inner).on_socket(low) } else { Joined::at_least(inner, 0) }
+    }
+
     fn new(inner: B, min: usize, wait: bool) -> Joined<B> {
         Joined { inner: Box::pin(inner), min, wait, first: None, joined: BytesMut::new(), held: None, ended: false, linger: None, phase: Linger::Idle, low: None }
     }

@@ -187,9 +187,8 @@ impl Outbound {
                 .map_err(pooled_error)?;
             // Frames that have already arrived cross into the component as one read; on a plain
             // connection, gathering them raises its socket's low-water mark (crate::low_water).
-            let low = response.extensions().get::<LowWater>().cloned().filter(|_| join);
-            let framed = |body| if join { crate::frames::Joined::arrived(body) } else { crate::frames::Joined::at_least(body, 0) };
-            let response = response.map(|body| framed(body).on_socket(low).map_err(Error::from).boxed_unsync());
+            let low = response.extensions().get::<LowWater>().cloned();
+            let response = response.map(|body| crate::frames::Joined::arrived_unless_spin(body, join, low).map_err(Error::from).boxed_unsync());
             // The pool's own task drives the connection: there is no per-request I/O future.
             Ok((idle_limited(response, limits.between_bytes), Box::new(async { Ok(()) }) as IoFuture))
         })
